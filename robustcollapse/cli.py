@@ -1,0 +1,125 @@
+"""Command line: thin wrappers that parse, call the library and print. Errors are one line, exit code 2."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from robustcollapse import __version__, registry
+from robustcollapse.errors import UserError
+
+console = Console()
+err_console = Console(stderr=True)
+
+DEFAULT_SUITE = Path("suites/mnist.yaml")
+
+
+def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn UserError into a one-line message (exit 2) and Ctrl-C into exit 130."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted:[/] finished results are kept; rerun the same command to resume")
+            sys.exit(130)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="robustcollapse")
+def main() -> None:
+    """Train or load image classifiers and test their robustness, calibration and neural collapse."""
+
+
+device_option = click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+data_root_option = click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
+                                envvar="ROBUSTCOLLAPSE_DATA", help="Folder of on-disk data sets (torchvision layout).")
+download_option = click.option("--download", is_flag=True, help="Let torchvision download missing on-disk data sets.")
+
+
+@main.command()
+@click.argument("suite_file", type=click.Path(path_type=Path), required=False)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the result document [default: results/<suite name>.json].")
+@device_option
+@data_root_option
+@download_option
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate at most N test examples.")
+@friendly
+def eval(suite_file: Path | None, json_path: Path | None, device: str, data_root: Path | None, download: bool,
+         limit: int | None) -> None:
+    """Run a suite (default suites/mnist.yaml): train missing models, evaluate, print tables, write JSON."""
+    from robustcollapse.config import load_suite
+    from robustcollapse.evaluate.runner import RunOptions, default_output, run_suite
+    from robustcollapse.report.tables import print_results
+    from robustcollapse.train import resolve_device
+
+    suite = load_suite(suite_file or DEFAULT_SUITE)
+    out = json_path or default_output(suite)
+    options = RunOptions(resolve_device(device), data_root, download, limit)
+    doc = run_suite(suite, out, options, console)
+    print_results(doc, suite, console)
+    console.print(f"results: [bold]{out}[/]")
+
+
+@main.command()
+@click.argument("file", type=click.Path(path_type=Path), required=False)
+@click.option("--dataset", default=None, help="Train one model from flags: data set name.")
+@click.option("--backbone", default=None, help="Backbone name (with --dataset).")
+@click.option("--head", default=None, help="Head name (with --dataset).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs (with --dataset) [default: 10].")
+@click.option("--seed", type=int, default=None, help="Training seed (with --dataset) [default: 0].")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Weights path for a flag-built model [default: results/models/<dataset>-<backbone>-<head>-s<seed>].")
+@click.option("--force", is_flag=True, help="Retrain models whose checkpoints already exist.")
+@device_option
+@data_root_option
+@download_option
+@friendly
+def train(file: Path | None, dataset: str | None, backbone: str | None, head: str | None, epochs: int | None,
+          seed: int | None, out: Path | None, force: bool, device: str, data_root: Path | None,
+          download: bool) -> None:
+    """Train models: a suite's (default suites/mnist.yaml: the baseline and binary pair), a recipe file, or flags."""
+    from robustcollapse.training_cli import train_from_flags, train_from_file
+    from robustcollapse.train import resolve_device
+
+    dev = resolve_device(device)
+    if dataset or backbone or head:
+        if file is not None:
+            raise UserError("give either a FILE or --dataset/--backbone/--head flags, not both")
+        train_from_flags(dataset, backbone, head, epochs, seed, out, dev, data_root, download, console)
+    else:
+        if epochs is not None or seed is not None or out is not None:
+            raise UserError("--epochs/--seed/--out go with --dataset/--backbone/--head; a file sets its own")
+        train_from_file(file or DEFAULT_SUITE, force, dev, data_root, download, console)
+
+
+@main.command(name="list")
+@click.argument("family", required=False)
+def list_(family: str | None) -> None:
+    """List registered backbones, heads, data sets and test kinds (or one FAMILY of them)."""
+    from rich.table import Table
+
+    families = registry.families()
+    if family is not None and family.rstrip("s") not in families:
+        err_console.print(f"[bold red]error:[/] unknown family {family!r}; known: {', '.join(families)}")
+        sys.exit(2)
+    for fam in families if family is None else [family.rstrip("s")]:
+        table = Table(title=f"{fam}s", title_justify="left")
+        table.add_column("name", style="bold")
+        table.add_column("what")
+        for name in registry.names(fam):
+            table.add_row(name, registry.describe(fam, name))
+        console.print(table)

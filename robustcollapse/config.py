@@ -1,0 +1,260 @@
+"""Suite and recipe schema: YAML -> validated objects. Every error names file:line, the field and the fix.
+
+A component (backbone or head) is written either as a bare name (`head: linear`) or as a mapping with its
+name and the factory's keyword arguments (`head: {name: binary, d: 16, lam: 10}`); the factory's signature
+is the schema of those arguments, so `robustcollapse list` and validation can never disagree.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+
+from robustcollapse import registry
+from robustcollapse.errors import UserError
+
+Loc = tuple[Any, ...]
+
+
+class ConfigError(UserError):
+    """`file:line field: message` — one line, exit code 2."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Component(Strict):
+    """A registered plug-in by name, with the keyword arguments its factory takes."""
+
+    name: str
+    args: dict[str, Any] = {}
+
+
+class Augment(Strict):
+    crop: int = Field(0, ge=0, description="random-crop padding in pixels (0: off)")
+    flip: bool = Field(False, description="random horizontal flip")
+
+
+class Recipe(Strict):
+    """How to train one model; stored in its checkpoint so a stale checkpoint is caught."""
+
+    dataset: str | None = None
+    backbone: Component
+    head: Component
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(128, ge=1)
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    schedule: Literal["cosine", "constant"] = "cosine"
+    augment: Augment = Augment()
+    seed: int = 0
+
+    @field_validator("backbone", "head", mode="before")
+    @classmethod
+    def _component(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"name": value}
+        if isinstance(value, dict) and "name" in value and "args" not in value:
+            return {"name": value["name"], "args": {k: v for k, v in value.items() if k != "name"}}
+        return value
+
+
+class ModelEntry(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    checkpoint: str | None = None
+    train: Recipe | None = None
+
+
+class TestEntry(Strict):
+    """Fields every test entry has; each kind adds its own (see `robustcollapse list`)."""
+
+    kind: str
+    name: str | None = None
+
+
+class Suite(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    dataset: str
+    seed: int = 0
+    batch_size: int = Field(512, ge=1)
+    limit: int | None = Field(None, ge=1, description="evaluate at most this many test examples")
+    models: list[ModelEntry] = Field(min_length=1)
+    tests: list[dict[str, Any]] = Field(min_length=1)
+
+    def test_entries(self) -> list[TestEntry]:
+        """The validated test entries (kind-specific models), in suite order."""
+        return [registry.get("test", t["kind"]).Params.model_validate(t) for t in self.tests]
+
+    def test_ids(self) -> list[str]:
+        """Stable ids of the tests: the entry's name, else its kind, numbered when a kind repeats."""
+        ids: list[str] = []
+        for t in self.test_entries():
+            base = t.name or t.kind
+            ids.append(base if base not in ids else f"{base}#{sum(i.split('#')[0] == base for i in ids) + 1}")
+        return ids
+
+
+# --- YAML with line numbers -------------------------------------------------------------------------
+
+
+def _construct(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> Any:
+    lines[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = _scalar(key_node)
+            out[key] = _construct(value_node, (*loc, key), lines)
+            lines[(*loc, key)] = key_node.start_mark.line + 1
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct(v, (*loc, i), lines) for i, v in enumerate(node.value)]
+    return _scalar(node)
+
+
+def _scalar(node: yaml.ScalarNode) -> Any:
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_object(node, deep=True)
+    finally:
+        loader.dispose()
+
+
+def load_yaml(path: Path) -> tuple[dict[str, Any], dict[Loc, int]]:
+    """Parse a YAML mapping, keeping the line of every key and value."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    try:
+        node = yaml.compose(path.read_text(), Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where} invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    lines: dict[Loc, int] = {}
+    data = _construct(node, (), lines) if node is not None else None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1 expected a mapping of fields at the top level")
+    return data, lines
+
+
+def _field_name(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<top level>"
+
+
+def _message(err: dict[str, Any], model: type[BaseModel], loc: Loc) -> str:
+    if err["type"] == "extra_forbidden":
+        owner: Any = model
+        for part in loc[:-1]:
+            if isinstance(part, int) or owner is None:
+                continue
+            field = owner.model_fields.get(part) if hasattr(owner, "model_fields") else None
+            ann = field.annotation if field else None
+            owner = next(
+                (
+                    a
+                    for a in getattr(ann, "__args__", (ann,))
+                    if isinstance(a, type) and issubclass(a, BaseModel)
+                ),
+                None,
+            )
+        allowed = ", ".join(owner.model_fields) if owner else "?"
+        return f"unknown field; allowed: {allowed}"
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+def validate(model: type[BaseModel], data: Any, path: Path, lines: dict[Loc, int], prefix: Loc = ()) -> Any:
+    """model.model_validate(data), with the first error turned into `file:line field: message`."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        err = errors[0]
+        loc = (*prefix, *err["loc"])
+        line_loc = loc
+        while line_loc and line_loc not in lines:
+            line_loc = line_loc[:-1]
+        line = lines.get(line_loc, 1)
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ConfigError(
+            f"{path}:{line} {_field_name(loc)}: {_message(err, model, err['loc'])}{more}"
+        ) from None
+
+
+def _fail(path: Path, lines: dict[Loc, int], loc: Loc, message: str) -> None:
+    probe = loc
+    while probe and probe not in lines:
+        probe = probe[:-1]
+    raise ConfigError(f"{path}:{lines.get(probe, 1)} {_field_name(loc)}: {message}")
+
+
+def factory_arguments_model(family: str, name: str, positional: int) -> type[BaseModel]:
+    """A pydantic model of a factory's keyword arguments (its first `positional` parameters are ours)."""
+    params = list(inspect.signature(registry.get(family, name)).parameters.values())[positional:]
+    fields = {
+        p.name: (p.annotation, p.default if p.default is not inspect.Parameter.empty else ...) for p in params
+    }
+    return create_model(f"{family}_{name}_args", __config__=ConfigDict(extra="forbid"), **fields)
+
+
+def check_recipe(recipe: Recipe, path: Path, lines: dict[Loc, int], loc: Loc) -> None:
+    """Names exist in the registries and each component's arguments fit its factory."""
+    if recipe.dataset is not None and recipe.dataset not in registry.names("dataset"):
+        _fail(path, lines, (*loc, "dataset"), registry.unknown_name_message("dataset", recipe.dataset))
+    for family, comp in (("backbone", recipe.backbone), ("head", recipe.head)):
+        if comp.name not in registry.names(family):
+            _fail(path, lines, (*loc, family), registry.unknown_name_message(family, comp.name))
+        arguments = factory_arguments_model(family, comp.name, positional=2)
+        validate(arguments, comp.args, path, lines, prefix=(*loc, family))
+        comp.args = arguments.model_validate(comp.args).model_dump()
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read and fully validate a suite file."""
+    path = Path(path)
+    data, lines = load_yaml(path)
+    suite = validate(Suite, data, path, lines)
+    if suite.dataset not in registry.names("dataset"):
+        _fail(path, lines, ("dataset",), registry.unknown_name_message("dataset", suite.dataset))
+    seen: set[str] = set()
+    for i, entry in enumerate(suite.models):
+        if entry.name in seen:
+            _fail(path, lines, ("models", i, "name"), f"duplicate model name {entry.name!r}")
+        seen.add(entry.name)
+        if entry.checkpoint is None and entry.train is None:
+            _fail(path, lines, ("models", i), "give a `checkpoint:` path, a `train:` recipe, or both")
+        if entry.train is not None:
+            check_recipe(entry.train, path, lines, ("models", i, "train"))
+    for i, test in enumerate(suite.tests):
+        kind = test.get("kind") if isinstance(test, dict) else None
+        if not isinstance(kind, str):
+            _fail(
+                path,
+                lines,
+                ("tests", i),
+                f"each test needs a `kind:`; known: {', '.join(registry.names('test'))}",
+            )
+        if kind not in registry.names("test"):
+            _fail(path, lines, ("tests", i, "kind"), registry.unknown_name_message("test", kind))
+        validate(registry.get("test", kind).Params, test, path, lines, prefix=("tests", i))
+    return suite
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read a single training recipe file (the fields of a suite's `train:` mapping; `dataset` required)."""
+    path = Path(path)
+    data, lines = load_yaml(path)
+    recipe = validate(Recipe, data, path, lines)
+    if recipe.dataset is None:
+        _fail(path, lines, (), "a recipe file needs `dataset:`")
+    check_recipe(recipe, path, lines, ())
+    return recipe

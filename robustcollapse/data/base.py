@@ -1,0 +1,82 @@
+"""The in-memory data set every test and the training loop read: uint8 images on the target device."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from robustcollapse import registry
+
+
+@dataclass
+class Split:
+    """Images as uint8 (N, C, H, W) and int64 labels (N,), on one device."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def to(self, device: torch.device | str) -> Split:
+        return Split(self.x.to(device), self.y.to(device))
+
+    def head(self, n: int | None) -> Split:
+        """The first n examples (all when n is None); split orders are fixed, so this is reproducible."""
+        return self if n is None else Split(self.x[:n], self.y[:n])
+
+    def subset(self, index: torch.Tensor) -> Split:
+        return Split(self.x[index], self.y[index])
+
+
+@dataclass
+class Dataset:
+    """A named data set with train and test splits, class names and the normalisation the models apply."""
+
+    name: str
+    train: Split
+    test: Split
+    classes: list[str]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        c, h, w = self.train.x.shape[1:]
+        return int(c), int(h), int(w)
+
+    def to(self, device: torch.device | str) -> Dataset:
+        return Dataset(
+            self.name, self.train.to(device), self.test.to(device), self.classes, self.mean, self.std
+        )
+
+
+def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 images, on the [0, 1] scale."""
+    xf = x.double() / 255.0
+    mean = xf.mean(dim=(0, 2, 3))
+    std = xf.std(dim=(0, 2, 3)).clamp_min(1e-3)
+    return tuple(round(float(v), 4) for v in mean), tuple(round(float(v), 4) for v in std)
+
+
+def to_uint8_nchw(images: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) or (N, H, W, C) uint8 -> contiguous (N, C, H, W) uint8."""
+    if images.ndim == 3:
+        images = images[:, None]
+    elif images.ndim == 4 and images.shape[-1] in (1, 3) and images.shape[1] not in (1, 3):
+        images = images.permute(0, 3, 1, 2)
+    return images.to(torch.uint8).contiguous()
+
+
+def load_dataset(
+    name: str, data_root: str | Path | None = None, download: bool = False, device: str = "cpu"
+) -> Dataset:
+    """Load a registered data source by name and move it to `device`."""
+    loader = registry.get("dataset", name)
+    return loader(data_root=Path(data_root) if data_root else None, download=download).to(device)

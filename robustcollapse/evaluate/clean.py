@@ -1,0 +1,52 @@
+"""Test kind `clean`: accuracy and calibration on the (limited) test split."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from robustcollapse.config import TestEntry
+from robustcollapse.evaluate.base import Context, TestKind, TestResult
+from robustcollapse.metrics.calibration import calibration_report
+from robustcollapse.registry import register
+
+
+class CleanParams(TestEntry):
+    kind: Literal["clean"]
+    bins: int = 15
+
+
+@register("test", "clean")
+class Clean(TestKind):
+    """Accuracy, NLL, Brier, ECE (equal-width), adaptive ECE, MCE, classwise ECE, reliability bins."""
+
+    Params = CleanParams
+    title = "clean — accuracy and calibration"
+
+    @classmethod
+    def columns(cls, params: CleanParams) -> list[tuple[str, str, str]]:
+        return [
+            ("clean/acc", "acc", ".4f"),
+            ("clean/nll", "NLL", ".4f"),
+            ("clean/brier", "Brier", ".4f"),
+            ("cal/ece", "ECE", ".4f"),
+            ("cal/aece", "adaptive ECE", ".4f"),
+            ("cal/mce", "MCE", ".4f"),
+            ("cal/cwece", "classwise ECE", ".4f"),
+            ("clean/mean_conf", "mean conf", ".4f"),
+        ]
+
+    @staticmethod
+    def run(ctx: Context, params: CleanParams) -> TestResult:
+        p = ctx.forward_pass("test")
+        rep = calibration_report(p.logits, p.y, n_bins=params.bins)
+        metrics = {
+            "clean/acc": rep["acc"],
+            "clean/nll": rep["nll"],
+            "clean/brier": rep["brier"],
+            "clean/mean_conf": rep["mean_conf"],
+            "cal/ece": rep["ece"],
+            "cal/aece": rep["aece"],
+            "cal/mce": rep["mce"],
+            "cal/cwece": rep["cwece"],
+        }
+        return TestResult(metrics, details={"reliability": rep["reliability"], "n": int(p.y.numel())})

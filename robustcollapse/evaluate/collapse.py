@@ -1,0 +1,63 @@
+"""Test kind `collapse`: NC1-NC4, equinorm, equiangularity, ETF distance, and binarity of the latent z."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from robustcollapse.config import TestEntry
+from robustcollapse.evaluate.base import Context, TestKind, TestResult
+from robustcollapse.metrics.binarity import gmm_binarity, sign_codes
+from robustcollapse.metrics.collapse import collapse_report
+from robustcollapse.registry import register
+
+
+class CollapseParams(TestEntry):
+    kind: Literal["collapse"]
+    split: Literal["train", "test"] = "train"
+    binarity: bool = True
+
+
+def prefix(family: str, split: str) -> str:
+    """`nc` for the training split (where collapse is defined), `nc@test` for the test split."""
+    return family if split == "train" else f"{family}@{split}"
+
+
+@register("test", "collapse")
+class Collapse(TestKind):
+    """Neural collapse (NC1-NC4, equinorm, equiangularity, ETF error) and latent binarity (GMM fit, sign codes)."""
+
+    Params = CollapseParams
+    title = "collapse — neural-collapse and binarity of the latent z"
+
+    @classmethod
+    def columns(cls, params: CollapseParams) -> list[tuple[str, str, str]]:
+        nc, b = prefix("nc", params.split), prefix("bin", params.split)
+        cols = [
+            (f"{nc}/nc1", "NC1", ".4g"),
+            (f"{nc}/equinorm", "equinorm", ".4f"),
+            (f"{nc}/equiangular", "equiang.", ".4f"),
+            (f"{nc}/maxangle", "max-angle", ".4f"),
+            (f"{nc}/etf_means", "ETF err", ".4f"),
+            (f"{nc}/nc3", "NC3", ".4f"),
+            (f"{nc}/nc4", "NC4", ".4f"),
+        ]
+        if params.binarity:
+            cols += [
+                (f"{b}/peak_sep", "peak sep.", ".2f"),
+                (f"{b}/gmm_sigma", "GMM σ", ".3f"),
+                (f"{b}/same_code", "same code", ".3f"),
+                (f"{b}/class_codes", "class codes", ".0f"),
+            ]
+        return cols
+
+    @staticmethod
+    def run(ctx: Context, params: CollapseParams) -> TestResult:
+        p = ctx.forward_pass(params.split)
+        weight = ctx.model.head.classifier.weight.detach()
+        nc = collapse_report(p.z, p.y, p.logits, weight, ctx.data.num_classes)
+        metrics = {f"{prefix('nc', params.split)}/{k}": v for k, v in nc.items()}
+        if params.binarity:
+            binarity = {**gmm_binarity(p.z, seed=ctx.seed), **sign_codes(p.z, p.y, ctx.data.num_classes)}
+            metrics.update({f"{prefix('bin', params.split)}/{k}": v for k, v in binarity.items()})
+        details = {"split": params.split, "n": int(p.y.numel()), "latent_dim": int(p.z.shape[1])}
+        return TestResult(metrics, details=details)

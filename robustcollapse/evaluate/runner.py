@@ -1,0 +1,134 @@
+"""The suite runner: each model x each test, cached per finished (model, test), resumable, atomic output."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+
+from robustcollapse import __version__, registry
+from robustcollapse.config import Suite
+from robustcollapse.data import load_dataset
+from robustcollapse.evaluate.base import Context, TestResult
+from robustcollapse.evaluate.models import checkpoint_path, obtain_model
+from robustcollapse.report.document import new_document, write_json
+
+
+@dataclass
+class RunOptions:
+    device: torch.device
+    data_root: Path | None = None
+    download: bool = False
+    limit: int | None = None
+
+
+def default_output(suite: Suite) -> Path:
+    return Path("results") / f"{suite.name}.json"
+
+
+def partial_path(out: Path) -> Path:
+    """Where finished (model, test) results are kept until the run completes."""
+    return out.with_name(out.name + ".partial")
+
+
+def environment(device: torch.device, seed: int) -> dict[str, Any]:
+    """Versions, device and git revision recorded with every result."""
+    import torchattacks
+    import torchvision
+
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             check=False).stdout.strip() or None
+    except OSError:
+        rev = None
+    return {
+        "robustcollapse": __version__, "python": platform.python_version(), "platform": platform.platform(),
+        "torch": torch.__version__, "torchvision": torchvision.__version__,
+        "torchattacks": getattr(torchattacks, "__version__", None),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+        "threads": torch.get_num_threads(), "git_revision": rev, "seed": seed,
+    }
+
+
+def fingerprint(suite: Suite, limit: int | None) -> str:
+    """What must match for a partial run to be resumed: the validated suite and the example limit."""
+    blob = json.dumps({"suite": suite.model_dump(mode="json"), "limit": limit}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _load_partial(path: Path, fp: str) -> dict[str, Any]:
+    if path.is_file():
+        try:
+            state = json.loads(path.read_text())
+            if state.get("fingerprint") == fp:
+                return state
+        except json.JSONDecodeError:
+            pass
+    return {"fingerprint": fp, "models": {}, "results": {}}
+
+
+def run_suite(suite: Suite, out: Path, options: RunOptions, console: Console) -> dict[str, Any]:
+    """Run every test on every model; returns the finished document, also written to `out`.
+
+    Each finished (model, test) is written to `<out>.partial` at once; a KeyboardInterrupt writes the document
+    with `status: interrupted` and re-raises; a rerun with the same suite and limit skips what finished.
+    """
+    limit = options.limit if options.limit is not None else suite.limit
+    torch.manual_seed(suite.seed)
+    data = load_dataset(suite.dataset, options.data_root, options.download, str(options.device))
+    test_split = data.test.head(limit)
+    doc = new_document(suite.model_dump(mode="json"), environment(options.device, suite.seed))
+    doc["suite"]["limit"] = limit
+    partial = partial_path(out)
+    state = _load_partial(partial, fingerprint(suite, limit))
+    entries = dict(zip(suite.test_ids(), suite.test_entries(), strict=True))
+    try:
+        for entry in suite.models:
+            model, meta, trained = obtain_model(suite, entry, data, options.device, console,
+                                                options.data_root, options.download)
+            info = {"checkpoint": str(checkpoint_path(suite, entry)), "sha256": meta["sha256"],
+                    "recipe": meta.get("recipe"), "model": meta["model"], "trained_now": trained,
+                    "train_metrics": meta.get("train_metrics"), "history": meta.get("history")}
+            doc["models"][entry.name] = info
+            done = state["results"].setdefault(entry.name, {})
+            if state["models"].get(entry.name) != meta["sha256"]:
+                done.clear()  # a different checkpoint: nothing cached for this model is valid
+                state["models"][entry.name] = meta["sha256"]
+            ctx = Context(model, data, test_split, suite.batch_size, suite.seed)
+            for test_id, params in entries.items():
+                if test_id in done:
+                    console.print(f"[dim]✓ {entry.name} / {test_id}: finished earlier, skipped[/]")
+                else:
+                    torch.manual_seed(suite.seed)
+                    start = time.perf_counter()
+                    with console.status(f"{entry.name} / {test_id}…"):
+                        result: TestResult = registry.get("test", params.kind).run(ctx, params)
+                    done[test_id] = {"metrics": result.metrics, "details": result.details, "flags": result.flags,
+                                     "seconds": time.perf_counter() - start}
+                    write_json(partial, state)
+                _merge(doc, entry.name, test_id, done[test_id])
+    except KeyboardInterrupt:
+        doc["status"] = "interrupted"
+        write_json(out, doc)
+        raise
+    doc["status"] = "complete"
+    write_json(out, doc)
+    partial.unlink(missing_ok=True)
+    return doc
+
+
+def _merge(doc: dict[str, Any], model: str, test_id: str, result: dict[str, Any]) -> None:
+    doc["metrics"].setdefault(model, {}).update(result["metrics"])
+    doc["details"].setdefault(model, {})[test_id] = result["details"]
+    if result["flags"]:
+        doc["flags"].setdefault(model, {})[test_id] = result["flags"]
+    doc["timings"].setdefault(model, {})[test_id] = result["seconds"]

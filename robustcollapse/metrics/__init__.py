@@ -1,0 +1,1 @@
+"""Pure metric functions: tensors in, numbers out; no I/O, no models."""

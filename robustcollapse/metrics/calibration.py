@@ -1,0 +1,102 @@
+"""Accuracy and calibration from logits: NLL, Brier, ECE, adaptive ECE, MCE, classwise ECE, reliability bins.
+
+Conventions: confidence = max softmax probability; ECE = sum_b (n_b / N) |acc_b - conf_b| over 15 equal-width
+bins (0, 1/15], ..., (14/15, 1] (a confidence of exactly 0 falls in the first); adaptive ECE uses 15 bins
+of equal count over the sorted confidences; MCE = max_b |acc_b - conf_b| over non-empty bins; classwise ECE
+(Kull et al. 2019) = mean over classes k of the equal-width ECE of p_k against 1[y = k]; Brier = mean over
+samples of sum_k (p_k - 1[y = k])^2 (range [0, 2]).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+N_BINS = 15
+
+
+def _bin_gaps(
+    conf: torch.Tensor, hit: torch.Tensor, bin_index: torch.Tensor, n_bins: int
+) -> dict[str, torch.Tensor]:
+    """Per-bin count, mean confidence and mean accuracy for a given bin assignment."""
+    count = torch.zeros(n_bins, dtype=torch.float64, device=conf.device).index_add_(
+        0, bin_index, torch.ones_like(conf)
+    )
+    conf_sum = torch.zeros_like(count).index_add_(0, bin_index, conf)
+    hit_sum = torch.zeros_like(count).index_add_(0, bin_index, hit)
+    safe = count.clamp_min(1)
+    return {"count": count, "conf": conf_sum / safe, "acc": hit_sum / safe}
+
+
+def _ece_from_bins(bins: dict[str, torch.Tensor]) -> tuple[float, float]:
+    n = bins["count"].sum()
+    gap = (bins["acc"] - bins["conf"]).abs()
+    ece = float((bins["count"] / n * gap).sum())
+    nonempty = bins["count"] > 0
+    mce = float(gap[nonempty].max()) if bool(nonempty.any()) else 0.0
+    return ece, mce
+
+
+def equal_width_bins(conf: torch.Tensor, n_bins: int = N_BINS) -> torch.Tensor:
+    """Bin index of each confidence for bins (i/n, (i+1)/n]; 0 goes to the first bin."""
+    edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64, device=conf.device)
+    return (torch.bucketize(conf, edges[1:-1], right=False)).clamp(0, n_bins - 1)
+
+
+def ece(conf: torch.Tensor, hit: torch.Tensor, n_bins: int = N_BINS) -> float:
+    """Expected calibration error with equal-width bins (confidence and 0/1 correctness as float64)."""
+    conf, hit = conf.double(), hit.double()
+    return _ece_from_bins(_bin_gaps(conf, hit, equal_width_bins(conf, n_bins), n_bins))[0]
+
+
+def adaptive_ece(conf: torch.Tensor, hit: torch.Tensor, n_bins: int = N_BINS) -> float:
+    """ECE with bins of (nearly) equal count: the sorted confidences split into n_bins consecutive chunks."""
+    conf, hit = conf.double(), hit.double()
+    order = torch.argsort(conf, stable=True)
+    n = conf.numel()
+    bins = min(n_bins, n)
+    rank_bin = torch.div(torch.arange(n, device=conf.device) * bins, n, rounding_mode="floor")
+    bin_index = torch.empty_like(rank_bin)
+    bin_index[order] = rank_bin
+    return _ece_from_bins(_bin_gaps(conf, hit, bin_index, bins))[0]
+
+
+def classwise_ece(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = N_BINS) -> float:
+    """Mean over classes of the equal-width ECE of p_k against the indicator 1[y = k]."""
+    probs = probs.double()
+    onehot = F.one_hot(labels, probs.shape[1]).double()
+    return float(sum(ece(probs[:, k], onehot[:, k], n_bins) for k in range(probs.shape[1])) / probs.shape[1])
+
+
+def calibration_report(logits: torch.Tensor, labels: torch.Tensor, n_bins: int = N_BINS) -> dict[str, object]:
+    """All clean-data metrics from one logits tensor: scalars plus the reliability-diagram bins."""
+    logits = logits.double()
+    labels = labels.long()
+    log_probs = F.log_softmax(logits, dim=1)
+    probs = log_probs.exp()
+    conf, pred = probs.max(dim=1)
+    hit = (pred == labels).double()
+    onehot = F.one_hot(labels, logits.shape[1]).double()
+    bins = _bin_gaps(conf, hit, equal_width_bins(conf, n_bins), n_bins)
+    ece_value, mce_value = _ece_from_bins(bins)
+    edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)
+    return {
+        "acc": float(hit.mean()),
+        "nll": float(-log_probs.gather(1, labels[:, None]).mean()),
+        "brier": float(((probs - onehot) ** 2).sum(dim=1).mean()),
+        "ece": ece_value,
+        "aece": adaptive_ece(conf, hit, n_bins),
+        "mce": mce_value,
+        "cwece": classwise_ece(probs, labels, n_bins),
+        "mean_conf": float(conf.mean()),
+        "reliability": [
+            {
+                "lo": float(edges[i]),
+                "hi": float(edges[i + 1]),
+                "count": int(bins["count"][i]),
+                "conf": float(bins["conf"][i]),
+                "acc": float(bins["acc"][i]),
+            }
+            for i in range(n_bins)
+        ],
+    }

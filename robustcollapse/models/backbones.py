@@ -1,0 +1,92 @@
+"""Feature extractors: image batch (already normalised) -> feature vector of size `out_dim`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import torch
+import torchvision
+from pydantic import Field
+from torch import nn
+
+from robustcollapse.registry import register
+
+
+class Backbone(nn.Module):
+    """A module with a known output width."""
+
+    out_dim: int
+
+
+def _conv_bn(cin: int, cout: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+class SmallCNN(Backbone):
+    def __init__(self, in_channels: int, width: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            *_conv_bn(in_channels, width),
+            nn.MaxPool2d(2),
+            *_conv_bn(width, 2 * width),
+            nn.MaxPool2d(2),
+            *_conv_bn(2 * width, 4 * width),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+        )
+        self.out_dim = 4 * width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+@register("backbone", "smallcnn")
+def smallcnn(in_channels: int, image_size: int, width: Annotated[int, Field(ge=1)] = 32) -> Backbone:
+    """Three conv-BN-ReLU stages (width, 2w, 4w) with pooling; for 28x28, 32x32 (and 8x8) images."""
+    return SmallCNN(in_channels, width)
+
+
+class TorchvisionResNet(Backbone):
+    def __init__(self, net: nn.Module, out_dim: int) -> None:
+        super().__init__()
+        self.net = net
+        self.out_dim = out_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+@register("backbone", "resnet18")
+def resnet18(in_channels: int, image_size: int) -> Backbone:
+    """torchvision ResNet-18 in its CIFAR form: 3x3 stride-1 stem, no max-pool; 512 features."""
+    net = torchvision.models.resnet18(weights=None)
+    net.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
+    net.maxpool = nn.Identity()
+    net.fc = nn.Identity()
+    return TorchvisionResNet(net, 512)
+
+
+class MLP(Backbone):
+    def __init__(self, in_features: int, hidden: int, depth: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = in_features
+        for _ in range(depth):
+            layers += [nn.Linear(width, hidden), nn.ReLU(inplace=True)]
+            width = hidden
+        self.net = nn.Sequential(*layers)
+        self.out_dim = hidden
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+@register("backbone", "mlp")
+def mlp(
+    in_channels: int,
+    image_size: int,
+    hidden: Annotated[int, Field(ge=1)] = 256,
+    depth: Annotated[int, Field(ge=1)] = 2,
+) -> Backbone:
+    """Flatten, then `depth` Linear-ReLU layers of width `hidden`."""
+    return MLP(in_channels * image_size * image_size, hidden, depth)

@@ -1,0 +1,1 @@
+"""The result document (schema, atomic write, load) and its terminal tables."""

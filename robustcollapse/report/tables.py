@@ -1,0 +1,42 @@
+"""Terminal tables (rich): one per test in the suite, models as rows, that test's metrics as columns."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from robustcollapse import registry
+from robustcollapse.config import Suite
+
+
+def _fmt(value: Any, spec: str) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    return format(value, spec)
+
+
+def result_tables(doc: dict[str, Any], suite: Suite) -> list[Table]:
+    """One table per test id, titled with the test kind's title and the data it ran on."""
+    tables = []
+    limit = doc["suite"].get("limit")
+    for test_id, params in zip(suite.test_ids(), suite.test_entries(), strict=True):
+        kind = registry.get("test", params.kind)
+        columns = kind.columns(params)
+        split = getattr(params, "split", "test")
+        where = f"{suite.dataset} {split}" + (f", first {limit}" if limit and split == "test" else "")
+        table = Table(title=f"{test_id}: {kind.title} ({where})", title_justify="left")
+        table.add_column("model", style="bold")
+        for _, header, _ in columns:
+            table.add_column(header, justify="right")
+        for model, metrics in doc["metrics"].items():
+            table.add_row(model, *(_fmt(metrics.get(key), spec) for key, _, spec in columns))
+        tables.append(table)
+    return tables
+
+
+def print_results(doc: dict[str, Any], suite: Suite, console: Console) -> None:
+    for table in result_tables(doc, suite):
+        console.print(table)

@@ -1,0 +1,173 @@
+"""The training loop: whole data set on the device as one tensor, batches and augmentation done there, seeded."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from robustcollapse.config import Recipe
+from robustcollapse.data import Dataset, Split
+from robustcollapse.errors import UserError
+from robustcollapse.models import Classifier, ModelSpec, build_model
+from robustcollapse.models.checkpoint import save_checkpoint
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> cuda when available, else cpu; asking for cuda without one is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: CUDA is not available on this machine; use --device cpu or auto")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise UserError(f"--device {name!r}: allowed values are auto, cpu, cuda, cuda:N")
+    return torch.device(name)
+
+
+def augment(x: torch.Tensor, crop: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
+    """Random crop (zero padding `crop` pixels, then a random HxW window per image) and horizontal flip."""
+    n, c, h, w = x.shape
+    if crop > 0:
+        padded = torch.nn.functional.pad(x, (crop, crop, crop, crop))
+        dy = torch.randint(0, 2 * crop + 1, (n,), generator=generator).to(x.device)
+        dx = torch.randint(0, 2 * crop + 1, (n,), generator=generator).to(x.device)
+        rows = (torch.arange(h, device=x.device)[None, :] + dy[:, None])[:, None, :, None]
+        cols = (torch.arange(w, device=x.device)[None, :] + dx[:, None])[:, None, None, :]
+        batch = torch.arange(n, device=x.device)[:, None, None, None]
+        chan = torch.arange(c, device=x.device)[None, :, None, None]
+        x = padded[batch, chan, rows, cols]
+    if flip:
+        mask = (torch.rand(n, generator=generator) < 0.5).to(x.device)[:, None, None, None]
+        x = torch.where(mask, x.flip(3), x)
+    return x
+
+
+def to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> float in [0, 1]."""
+    return x.float().div_(255.0)
+
+
+def model_spec(recipe: Recipe, data: Dataset) -> ModelSpec:
+    c, h, _ = data.image_shape
+    return ModelSpec(
+        backbone=recipe.backbone.name,
+        backbone_kwargs=recipe.backbone.args,
+        head=recipe.head.name,
+        head_kwargs=recipe.head.args,
+        in_channels=c,
+        image_size=h,
+        num_classes=data.num_classes,
+        mean=data.mean,
+        std=data.std,
+    )
+
+
+def _optimizer(recipe: Recipe, model: Classifier) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay, nesterov=True
+        )
+    cls = torch.optim.AdamW if recipe.optimizer == "adamw" else torch.optim.Adam
+    return cls(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+
+
+@torch.inference_mode()
+def accuracy(model: Classifier, split: Split, batch_size: int = 1024) -> float:
+    """Top-1 accuracy of `model` on a split (eval mode)."""
+    was_training = model.training
+    model.eval()
+    hits = 0
+    for i in range(0, len(split), batch_size):
+        logits = model(to_float(split.x[i : i + batch_size]))
+        hits += int((logits.argmax(1) == split.y[i : i + batch_size]).sum())
+    model.train(was_training)
+    return hits / max(len(split), 1)
+
+
+def train_model(
+    recipe: Recipe, data: Dataset, device: torch.device, console: Console | None = None
+) -> tuple[Classifier, list[dict[str, float]]]:
+    """Train a model from its recipe; returns it (eval mode) and the per-epoch history."""
+    torch.manual_seed(recipe.seed)
+    generator = torch.Generator().manual_seed(recipe.seed)
+    model = build_model(model_spec(recipe, data)).to(device)
+    opt = _optimizer(recipe, model)
+    sched = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(opt, recipe.epochs)
+        if recipe.schedule == "cosine"
+        else None
+    )
+    train = data.train
+    n = len(train)
+    steps = n // recipe.batch_size if n % recipe.batch_size == 1 else math.ceil(n / recipe.batch_size)
+    history: list[dict[str, float]] = []
+    label = f"{recipe.backbone.name}+{recipe.head.name}"
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("epochs"),
+        TextColumn(
+            "loss {task.fields[loss]:.4f}  train acc {task.fields[acc]:.3f}  test acc {task.fields[test]:.3f}"
+        ),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task(label, total=recipe.epochs, loss=float("nan"), acc=0.0, test=0.0)
+        for epoch in range(1, recipe.epochs + 1):
+            model.train()
+            start = time.perf_counter()
+            order = torch.randperm(n, generator=generator).to(device)
+            loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+            hit_sum = torch.zeros((), device=device, dtype=torch.long)
+            seen = 0
+            for s in range(steps):
+                idx = order[s * recipe.batch_size : (s + 1) * recipe.batch_size]
+                xb = augment(to_float(train.x[idx]), recipe.augment.crop, recipe.augment.flip, generator)
+                yb = train.y[idx]
+                z, logits = model.forward_all(xb)
+                loss = model.loss(logits, z, yb)
+                if not torch.isfinite(loss):
+                    raise UserError(
+                        f"{label}: training diverged at epoch {epoch} (loss {float(loss)}); lower lr"
+                    )
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                loss_sum += loss.detach().double() * len(idx)
+                hit_sum += (logits.detach().argmax(1) == yb).sum()
+                seen += len(idx)
+            if sched is not None:
+                sched.step()
+            row = {
+                "epoch": epoch,
+                "loss": float(loss_sum) / seen,
+                "train_acc": float(hit_sum) / seen,
+                "test_acc": accuracy(model, data.test),
+                "seconds": time.perf_counter() - start,
+            }
+            history.append(row)
+            progress.update(task, advance=1, loss=row["loss"], acc=row["train_acc"], test=row["test_acc"])
+    return model.eval(), history
+
+
+def train_to_checkpoint(
+    recipe: Recipe, data: Dataset, weights: Path, device: torch.device, console: Console | None = None
+) -> tuple[Classifier, dict[str, Any]]:
+    """Train and save weights + sidecar (recipe, data set, classes, history); returns model and sidecar."""
+    model, history = train_model(recipe, data, device, console)
+    meta = {
+        "recipe": recipe.model_dump(mode="json"),
+        "dataset": data.name,
+        "classes": data.classes,
+        "history": history,
+        "train_metrics": {k: history[-1][k] for k in ("loss", "train_acc", "test_acc")},
+    }
+    return model, save_checkpoint(model, weights, meta)
