@@ -108,6 +108,7 @@ class Suite(Strict):
 def _construct(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> Any:
     lines[loc] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
+        yaml.SafeLoader("").flatten_mapping(node)  # resolve `<<: *anchor` merge keys, explicit keys win
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = _scalar(key_node)
@@ -131,14 +132,14 @@ def load_yaml(path: Path) -> tuple[dict[str, Any], dict[Loc, int]]:
     """Parse a YAML mapping, keeping the line of every key and value."""
     if not path.is_file():
         raise ConfigError(f"{path}: file not found")
+    lines: dict[Loc, int] = {}
     try:
         node = yaml.compose(path.read_text(), Loader=yaml.SafeLoader)
+        data = _construct(node, (), lines) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ConfigError(f"{where} invalid YAML: {getattr(exc, 'problem', exc)}") from None
-    lines: dict[Loc, int] = {}
-    data = _construct(node, (), lines) if node is not None else None
+        raise ConfigError(f"{where} invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1 expected a mapping of fields at the top level")
     return data, lines
@@ -199,7 +200,7 @@ def _fail(path: Path, lines: dict[Loc, int], loc: Loc, message: str) -> None:
 
 def factory_arguments_model(family: str, name: str, positional: int) -> type[BaseModel]:
     """A pydantic model of a factory's keyword arguments (its first `positional` parameters are ours)."""
-    params = list(inspect.signature(registry.get(family, name)).parameters.values())[positional:]
+    params = list(inspect.signature(registry.get(family, name), eval_str=True).parameters.values())[positional:]
     fields = {
         p.name: (p.annotation, p.default if p.default is not inspect.Parameter.empty else ...) for p in params
     }

@@ -3,7 +3,8 @@
 Per dimension, the values are standardised and a 2-component 1-D Gaussian mixture is fitted (scikit-learn);
 we report the mean log-likelihood per sample, the mean component sigma and the peak separation
 |mu_1 - mu_2| / mean sigma (mean and std over dimensions). A binary code has two narrow, well separated
-peaks: high log-likelihood, small sigma, large separation. Sign codes: the pattern 1[z > 0] of each sample;
+peaks: high log-likelihood, small sigma, large separation. Sign codes: the pattern 1[z - mu_G > 0] of each sample, with mu_G the global mean (for a binary latent whose two
+values straddle 0 this is the paper's 1[z > 0]; centring makes post-ReLU baseline features comparable);
 a class's code is its most frequent pattern; we report the fraction of samples carrying their class's code
 and the number of distinct class codes (K when every class owns a vertex of the hypercube).
 """
@@ -43,8 +44,8 @@ def gmm_binarity(z: torch.Tensor, seed: int = 0) -> dict[str, float]:
 
 
 def sign_codes(z: torch.Tensor, y: torch.Tensor, num_classes: int) -> dict[str, float]:
-    """Fraction of samples whose sign pattern 1[z > 0] equals their class's most frequent one; code counts."""
-    patterns, inverse = torch.unique(z > 0, dim=0, return_inverse=True)
+    """Fraction of samples whose sign pattern 1[z - mu_G > 0] equals their class's most frequent one; code counts."""
+    patterns, inverse = torch.unique(z > z.mean(dim=0), dim=0, return_inverse=True)
     n_patterns = patterns.shape[0]
     joint = torch.zeros(num_classes, n_patterns, dtype=torch.long, device=z.device)
     joint.index_put_((y, inverse), torch.ones_like(y), accumulate=True)

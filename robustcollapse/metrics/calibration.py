@@ -2,7 +2,7 @@
 
 Conventions: confidence = max softmax probability; ECE = sum_b (n_b / N) |acc_b - conf_b| over 15 equal-width
 bins (0, 1/15], ..., (14/15, 1] (a confidence of exactly 0 falls in the first); adaptive ECE uses 15 bins
-of equal count over the sorted confidences; MCE = max_b |acc_b - conf_b| over non-empty bins; classwise ECE
+of equal mass (edges at confidence quantiles; ties stay together); MCE = max_b |acc_b - conf_b| over non-empty bins; classwise ECE
 (Kull et al. 2019) = mean over classes k of the equal-width ECE of p_k against 1[y = k]; Brier = mean over
 samples of sum_k (p_k - 1[y = k])^2 (range [0, 2]).
 """
@@ -40,7 +40,7 @@ def _ece_from_bins(bins: dict[str, torch.Tensor]) -> tuple[float, float]:
 def equal_width_bins(conf: torch.Tensor, n_bins: int = N_BINS) -> torch.Tensor:
     """Bin index of each confidence for bins (i/n, (i+1)/n]; 0 goes to the first bin."""
     edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64, device=conf.device)
-    return (torch.bucketize(conf, edges[1:-1], right=False)).clamp(0, n_bins - 1)
+    return torch.bucketize(conf.contiguous(), edges[1:-1], right=False).clamp(0, n_bins - 1)
 
 
 def ece(conf: torch.Tensor, hit: torch.Tensor, n_bins: int = N_BINS) -> float:
@@ -50,15 +50,12 @@ def ece(conf: torch.Tensor, hit: torch.Tensor, n_bins: int = N_BINS) -> float:
 
 
 def adaptive_ece(conf: torch.Tensor, hit: torch.Tensor, n_bins: int = N_BINS) -> float:
-    """ECE with bins of (nearly) equal count: the sorted confidences split into n_bins consecutive chunks."""
-    conf, hit = conf.double(), hit.double()
-    order = torch.argsort(conf, stable=True)
-    n = conf.numel()
-    bins = min(n_bins, n)
-    rank_bin = torch.div(torch.arange(n, device=conf.device) * bins, n, rounding_mode="floor")
-    bin_index = torch.empty_like(rank_bin)
-    bin_index[order] = rank_bin
-    return _ece_from_bins(_bin_gaps(conf, hit, bin_index, bins))[0]
+    """ECE with equal-mass bins: edges at the confidence quantiles i/n_bins, so tied confidences share a bin."""
+    conf, hit = conf.double().contiguous(), hit.double()
+    q = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64, device=conf.device)[1:-1]
+    edges = torch.unique(torch.quantile(conf, q))
+    bin_index = torch.bucketize(conf, edges, right=False)
+    return _ece_from_bins(_bin_gaps(conf, hit, bin_index, len(edges) + 1))[0]
 
 
 def classwise_ece(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = N_BINS) -> float:

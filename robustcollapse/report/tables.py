@@ -1,4 +1,4 @@
-"""Terminal tables (rich): one per test in the suite, models as rows, that test's metrics as columns."""
+"""Terminal tables (rich): one per test in the suite, its metrics as rows and the models as columns."""
 
 from __future__ import annotations
 
@@ -28,11 +28,13 @@ def result_tables(doc: dict[str, Any], suite: Suite) -> list[Table]:
         split = getattr(params, "split", "test")
         where = f"{suite.dataset} {split}" + (f", first {limit}" if limit and split == "test" else "")
         table = Table(title=f"{test_id}: {kind.title} ({where})", title_justify="left")
-        table.add_column("model", style="bold")
-        for _, header, _ in columns:
-            table.add_column(header, justify="right")
-        for model, metrics in doc["metrics"].items():
-            table.add_row(model, *(_fmt(metrics.get(key), spec) for key, _, spec in columns))
+        table.add_column("metric", style="bold")
+        table.add_column("key", style="dim")
+        models = list(doc["metrics"])
+        for model in models:
+            table.add_column(model, justify="right")
+        for key, header, spec in columns:
+            table.add_row(header, key, *(_fmt(doc["metrics"][m].get(key), spec) for m in models))
         tables.append(table)
     return tables
 
