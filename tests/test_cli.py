@@ -1,0 +1,123 @@
+"""End-to-end through the command line (Click's CliRunner): exit codes, what the user sees, the JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from robustcollapse.cli import main
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+@pytest.fixture
+def smoke_run(workdir: Path):
+    result = invoke("eval", "suites/smoke.yaml", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    return result, json.loads((workdir / "results" / "smoke.json").read_text())
+
+
+def test_eval_prints_tables_and_writes_the_result_document(smoke_run, workdir):
+    result, doc = smoke_run
+    assert "clean: clean — accuracy and calibration (digits test)" in result.output
+    assert "collapse: collapse — neural-collapse and binarity" in result.output
+    assert "results: results/smoke.json" in result.output
+    assert doc["schema_version"] == 1 and doc["status"] == "complete"
+    assert set(doc["metrics"]) == {"baseline", "binary"}
+    for model in ("baseline", "binary"):
+        metrics = doc["metrics"][model]
+        for key in ("clean/acc", "clean/nll", "clean/brier", "cal/ece", "cal/aece", "cal/mce", "nc/nc1",
+                    "nc/nc4", "nc/equinorm", "nc/equiangular", "bin/peak_sep", "bin/same_code"):
+            assert isinstance(metrics[key], float), key
+        assert 0.8 < metrics["clean/acc"] <= 1.0
+        assert 0 <= metrics["cal/ece"] <= 1
+        assert len(doc["models"][model]["sha256"]) == 64
+        assert doc["details"][model]["clean"]["n"] == 360
+    assert doc["env"]["seed"] == 0 and doc["env"]["torch"]
+    assert (workdir / "results/models/smoke-binary.safetensors").is_file()
+    assert not (workdir / "results/smoke.json.partial").exists()
+
+
+def test_same_seed_gives_identical_metrics(smoke_run, workdir):
+    _, first = smoke_run
+    result = invoke("eval", "suites/smoke.yaml", "--device", "cpu", "--json", "again.json")
+    assert result.exit_code == 0
+    # models come from the cache now; retrain them from scratch and compare everything
+    for model in ("baseline", "binary"):
+        (workdir / f"results/models/smoke-{model}.safetensors").unlink()
+    result = invoke("eval", "suites/smoke.yaml", "--device", "cpu", "--json", "retrained.json")
+    assert result.exit_code == 0
+    retrained = json.loads((workdir / "retrained.json").read_text())
+    assert retrained["metrics"] == first["metrics"]
+    assert [m["sha256"] for m in retrained["models"].values()] == [m["sha256"] for m in first["models"].values()]
+
+
+def test_limit_restricts_the_evaluated_examples(workdir):
+    result = invoke("eval", "suites/smoke.yaml", "--device", "cpu", "--limit", "50", "--json", "lim.json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads((workdir / "lim.json").read_text())
+    assert doc["details"]["binary"]["clean"]["n"] == 50
+    assert doc["suite"]["limit"] == 50
+    assert "first 50" in result.output
+
+
+def test_malformed_yaml_is_one_line_exit_2(workdir):
+    Path("bad.yaml").write_text("name: x\ndataset: digits\nmodels:\n  - name: a\n    train: {backbone: mlp, head: binray}\ntests:\n  - kind: clean\n")
+    result = invoke("eval", "bad.yaml")
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "error: bad.yaml:5 models[0].train.head: unknown head 'binray' (did you mean 'binary'?); known: binary, linear"
+    )
+    assert "Traceback" not in result.output
+
+
+def test_missing_data_set_is_one_line_naming_the_path(workdir, tmp_path):
+    Path("c.yaml").write_text("name: c\ndataset: cifar10\nmodels:\n  - name: a\n    train: {backbone: resnet18, head: linear}\ntests:\n  - kind: clean\n")
+    result = invoke("eval", "c.yaml", "--data-root", str(tmp_path / "nowhere"))
+    assert result.exit_code == 2
+    line = result.output.strip()
+    assert "\n" not in line
+    assert line.startswith("error: cifar10: not found under ") and "nowhere" in line and "--download" in line
+    result = invoke("eval", "c.yaml")
+    assert result.exit_code == 2 and "pass --data-root DIR" in result.output
+
+
+def test_unknown_device_and_missing_file(workdir):
+    assert invoke("eval", "suites/smoke.yaml", "--device", "tpu").exit_code == 2
+    result = invoke("eval", "nope.yaml")
+    assert result.exit_code == 2 and result.output.strip() == "error: nope.yaml: file not found"
+
+
+def test_list_prints_every_family():
+    result = invoke("list")
+    assert result.exit_code == 0
+    for name in ("smallcnn", "resnet18", "mlp", "linear", "binary", "mnist5k", "digits", "cifar10", "clean",
+                 "collapse"):
+        assert name in result.output
+    assert invoke("list", "heads").exit_code == 0
+    assert invoke("list", "gizmos").exit_code == 2
+
+
+def test_train_from_flags_and_stale_checkpoint_detection(workdir):
+    result = invoke("train", "--dataset", "digits", "--backbone", "mlp", "--head", "binary", "--epochs", "2",
+                    "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    sidecar = json.loads(Path("results/models/digits-mlp-binary-s0.json").read_text())
+    assert sidecar["recipe"]["epochs"] == 2 and len(sidecar["history"]) == 2
+    assert {"epoch", "loss", "train_acc", "test_acc"} <= set(sidecar["history"][0])
+    bad = invoke("train", "--dataset", "digits", "--backbone", "mlp", "--head", "binray")
+    assert bad.exit_code == 2 and "unknown head 'binray'" in bad.output
+    # train the smoke pair, then change the recipe: eval must refuse the stale checkpoint
+    assert invoke("train", "suites/smoke.yaml", "--device", "cpu").exit_code == 0
+    text = Path("suites/smoke.yaml").read_text().replace("epochs: 8", "epochs: 9")
+    Path("suites/smoke.yaml").write_text(text)
+    stale = invoke("eval", "suites/smoke.yaml", "--device", "cpu")
+    assert stale.exit_code == 2
+    assert "epochs: checkpoint has 8, suite asks 9" in stale.output
+    assert invoke("train", "suites/smoke.yaml", "--force", "--device", "cpu").exit_code == 0
+    assert invoke("eval", "suites/smoke.yaml", "--device", "cpu").exit_code == 0
