@@ -44,22 +44,38 @@ def main() -> None:
 
 
 device_option = click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-data_root_option = click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=None,
-                                envvar="ROBUSTCOLLAPSE_DATA", help="Folder of on-disk data sets (torchvision layout).")
+data_root_option = click.option(
+    "--data-root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    envvar="ROBUSTCOLLAPSE_DATA",
+    help="Folder of on-disk data sets (torchvision layout).",
+)
 download_option = click.option("--download", is_flag=True, help="Let torchvision download missing on-disk data sets.")
 
 
 @main.command()
 @click.argument("suite_file", type=click.Path(path_type=Path), required=False)
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Where to write the result document [default: results/<suite name>.json].")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the result document [default: results/<suite name>.json].",
+)
 @device_option
 @data_root_option
 @download_option
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate at most N test examples.")
 @friendly
-def eval(suite_file: Path | None, json_path: Path | None, device: str, data_root: Path | None, download: bool,
-         limit: int | None) -> None:
+def eval(
+    suite_file: Path | None,
+    json_path: Path | None,
+    device: str,
+    data_root: Path | None,
+    download: bool,
+    limit: int | None,
+) -> None:
     """Run a suite (default suites/mnist.yaml): train missing models, evaluate, print tables, write JSON."""
     from robustcollapse.config import load_suite
     from robustcollapse.evaluate.runner import RunOptions, default_output, run_suite
@@ -81,19 +97,33 @@ def eval(suite_file: Path | None, json_path: Path | None, device: str, data_root
 @click.option("--head", default=None, help="Head name (with --dataset).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs (with --dataset) [default: 10].")
 @click.option("--seed", type=int, default=None, help="Training seed (with --dataset) [default: 0].")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Weights path for a flag-built model [default: results/models/<dataset>-<backbone>-<head>-s<seed>].")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Weights path for a flag-built model [default: results/models/<dataset>-<backbone>-<head>-s<seed>].",
+)
 @click.option("--force", is_flag=True, help="Retrain models whose checkpoints already exist.")
 @device_option
 @data_root_option
 @download_option
 @friendly
-def train(file: Path | None, dataset: str | None, backbone: str | None, head: str | None, epochs: int | None,
-          seed: int | None, out: Path | None, force: bool, device: str, data_root: Path | None,
-          download: bool) -> None:
+def train(
+    file: Path | None,
+    dataset: str | None,
+    backbone: str | None,
+    head: str | None,
+    epochs: int | None,
+    seed: int | None,
+    out: Path | None,
+    force: bool,
+    device: str,
+    data_root: Path | None,
+    download: bool,
+) -> None:
     """Train models: a suite's (default suites/mnist.yaml: the baseline and binary pair), a recipe file, or flags."""
-    from robustcollapse.training_cli import train_from_flags, train_from_file
     from robustcollapse.train import resolve_device
+    from robustcollapse.training_cli import train_from_file, train_from_flags
 
     dev = resolve_device(device)
     if dataset or backbone or head:
@@ -112,6 +142,8 @@ def list_(family: str | None) -> None:
     """List registered backbones, heads, data sets and test kinds (or one FAMILY of them)."""
     from rich.table import Table
 
+    from robustcollapse.config import argument_summary
+
     families = registry.families()
     if family is not None and family.rstrip("s") not in families:
         err_console.print(f"[bold red]error:[/] unknown family {family!r}; known: {', '.join(families)}")
@@ -119,7 +151,8 @@ def list_(family: str | None) -> None:
     for fam in families if family is None else [family.rstrip("s")]:
         table = Table(title=f"{fam}s", title_justify="left")
         table.add_column("name", style="bold")
+        table.add_column("arguments (defaults)")
         table.add_column("what")
         for name in registry.names(fam):
-            table.add_row(name, registry.describe(fam, name))
+            table.add_row(name, argument_summary(fam, name), registry.describe(fam, name))
         console.print(table)

@@ -161,11 +161,7 @@ def _message(err: dict[str, Any], model: type[BaseModel], loc: Loc) -> str:
             field = owner.model_fields.get(part) if hasattr(owner, "model_fields") else None
             ann = field.annotation if field else None
             owner = next(
-                (
-                    a
-                    for a in getattr(ann, "__args__", (ann,))
-                    if isinstance(a, type) and issubclass(a, BaseModel)
-                ),
+                (a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)),
                 None,
             )
         allowed = ", ".join(owner.model_fields) if owner else "?"
@@ -186,9 +182,7 @@ def validate(model: type[BaseModel], data: Any, path: Path, lines: dict[Loc, int
             line_loc = line_loc[:-1]
         line = lines.get(line_loc, 1)
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise ConfigError(
-            f"{path}:{line} {_field_name(loc)}: {_message(err, model, err['loc'])}{more}"
-        ) from None
+        raise ConfigError(f"{path}:{line} {_field_name(loc)}: {_message(err, model, err['loc'])}{more}") from None
 
 
 def _fail(path: Path, lines: dict[Loc, int], loc: Loc, message: str) -> None:
@@ -201,10 +195,19 @@ def _fail(path: Path, lines: dict[Loc, int], loc: Loc, message: str) -> None:
 def factory_arguments_model(family: str, name: str, positional: int) -> type[BaseModel]:
     """A pydantic model of a factory's keyword arguments (its first `positional` parameters are ours)."""
     params = list(inspect.signature(registry.get(family, name), eval_str=True).parameters.values())[positional:]
-    fields = {
-        p.name: (p.annotation, p.default if p.default is not inspect.Parameter.empty else ...) for p in params
-    }
+    fields = {p.name: (p.annotation, p.default if p.default is not inspect.Parameter.empty else ...) for p in params}
     return create_model(f"{family}_{name}_args", __config__=ConfigDict(extra="forbid"), **fields)
+
+
+def argument_summary(family: str, name: str) -> str:
+    """'d=16, lam=10.0': the arguments a suite may give a plug-in, with their defaults."""
+    if family in ("backbone", "head"):
+        fields = factory_arguments_model(family, name, positional=2).model_fields
+    elif family == "test":
+        fields = {k: f for k, f in registry.get(family, name).Params.model_fields.items() if k not in ("kind", "name")}
+    else:
+        return ""
+    return ", ".join(f"{k}={f.default!r}" if not f.is_required() else k for k, f in fields.items())
 
 
 def check_recipe(recipe: Recipe, path: Path, lines: dict[Loc, int], loc: Loc) -> None:

@@ -98,11 +98,7 @@ def train_model(
     generator = torch.Generator().manual_seed(recipe.seed)
     model = build_model(model_spec(recipe, data)).to(device)
     opt = _optimizer(recipe, model)
-    sched = (
-        torch.optim.lr_scheduler.CosineAnnealingLR(opt, recipe.epochs)
-        if recipe.schedule == "cosine"
-        else None
-    )
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, recipe.epochs) if recipe.schedule == "cosine" else None
     train = data.train
     n = len(train)
     steps = n // recipe.batch_size if n % recipe.batch_size == 1 else math.ceil(n / recipe.batch_size)
@@ -113,9 +109,7 @@ def train_model(
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("epochs"),
-        TextColumn(
-            "loss {task.fields[loss]:.4f}  train acc {task.fields[acc]:.3f}  test acc {task.fields[test]:.3f}"
-        ),
+        TextColumn("loss {task.fields[loss]:.4f}  train acc {task.fields[acc]:.3f}  test acc {task.fields[test]:.3f}"),
         TimeElapsedColumn(),
         console=console,
         transient=False,
@@ -135,9 +129,7 @@ def train_model(
                 z, logits = model.forward_all(xb)
                 loss = model.loss(logits, z, yb)
                 if not torch.isfinite(loss):
-                    raise UserError(
-                        f"{label}: training diverged at epoch {epoch} (loss {float(loss)}); lower lr"
-                    )
+                    raise UserError(f"{label}: training diverged at epoch {epoch} (loss {float(loss)}); lower lr")
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

@@ -14,8 +14,9 @@ from robustcollapse.evaluate.models import checkpoint_path, obtain_model
 from robustcollapse.train import train_to_checkpoint
 
 
-def train_from_file(path: Path, force: bool, device: torch.device, data_root: Path | None, download: bool,
-                    console: Console) -> list[Path]:
+def train_from_file(
+    path: Path, force: bool, device: torch.device, data_root: Path | None, download: bool, console: Console
+) -> list[Path]:
     """Train every `train:` model of a suite file (skipping existing checkpoints unless `force`), or one recipe."""
     data, _ = load_yaml(Path(path))
     if "models" not in data:
@@ -36,8 +37,9 @@ def train_from_file(path: Path, force: bool, device: torch.device, data_root: Pa
     return written
 
 
-def _train_recipe(recipe: Recipe, out: Path | None, device: torch.device, data_root: Path | None, download: bool,
-                  console: Console) -> Path:
+def _train_recipe(
+    recipe: Recipe, out: Path | None, device: torch.device, data_root: Path | None, download: bool, console: Console
+) -> Path:
     assert recipe.dataset is not None
     out = out or Path("results/models") / (
         f"{recipe.dataset}-{recipe.backbone.name}-{recipe.head.name}-s{recipe.seed}.safetensors"
@@ -48,9 +50,18 @@ def _train_recipe(recipe: Recipe, out: Path | None, device: torch.device, data_r
     return out
 
 
-def train_from_flags(dataset: str | None, backbone: str | None, head: str | None, epochs: int | None,
-                     seed: int | None, out: Path | None, device: torch.device, data_root: Path | None,
-                     download: bool, console: Console) -> Path:
+def train_from_flags(
+    dataset: str | None,
+    backbone: str | None,
+    head: str | None,
+    epochs: int | None,
+    seed: int | None,
+    out: Path | None,
+    device: torch.device,
+    data_root: Path | None,
+    download: bool,
+    console: Console,
+) -> Path:
     """Train one model described by command-line flags."""
     missing = [flag for flag, v in (("--dataset", dataset), ("--backbone", backbone), ("--head", head)) if not v]
     if missing:

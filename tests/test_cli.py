@@ -31,8 +31,20 @@ def test_eval_prints_tables_and_writes_the_result_document(smoke_run, workdir):
     assert set(doc["metrics"]) == {"baseline", "binary"}
     for model in ("baseline", "binary"):
         metrics = doc["metrics"][model]
-        for key in ("clean/acc", "clean/nll", "clean/brier", "cal/ece", "cal/aece", "cal/mce", "nc/nc1",
-                    "nc/nc4", "nc/equinorm", "nc/equiangular", "bin/peak_sep", "bin/same_code"):
+        for key in (
+            "clean/acc",
+            "clean/nll",
+            "clean/brier",
+            "cal/ece",
+            "cal/aece",
+            "cal/mce",
+            "nc/nc1",
+            "nc/nc4",
+            "nc/equinorm",
+            "nc/equiangular",
+            "bin/peak_sep",
+            "bin/same_code",
+        ):
             assert isinstance(metrics[key], float), key
         assert 0.8 < metrics["clean/acc"] <= 1.0
         assert 0 <= metrics["cal/ece"] <= 1
@@ -67,7 +79,10 @@ def test_limit_restricts_the_evaluated_examples(workdir):
 
 
 def test_malformed_yaml_is_one_line_exit_2(workdir):
-    Path("bad.yaml").write_text("name: x\ndataset: digits\nmodels:\n  - name: a\n    train: {backbone: mlp, head: binray}\ntests:\n  - kind: clean\n")
+    Path("bad.yaml").write_text(
+        "name: x\ndataset: digits\nmodels:\n  - name: a\n"
+        "    train: {backbone: mlp, head: binray}\ntests:\n  - kind: clean\n"
+    )
     result = invoke("eval", "bad.yaml")
     assert result.exit_code == 2
     assert result.output.strip() == (
@@ -77,7 +92,10 @@ def test_malformed_yaml_is_one_line_exit_2(workdir):
 
 
 def test_missing_data_set_is_one_line_naming_the_path(workdir, tmp_path):
-    Path("c.yaml").write_text("name: c\ndataset: cifar10\nmodels:\n  - name: a\n    train: {backbone: resnet18, head: linear}\ntests:\n  - kind: clean\n")
+    Path("c.yaml").write_text(
+        "name: c\ndataset: cifar10\nmodels:\n  - name: a\n"
+        "    train: {backbone: resnet18, head: linear}\ntests:\n  - kind: clean\n"
+    )
     result = invoke("eval", "c.yaml", "--data-root", str(tmp_path / "nowhere"))
     assert result.exit_code == 2
     line = result.output.strip()
@@ -96,16 +114,27 @@ def test_unknown_device_and_missing_file(workdir):
 def test_list_prints_every_family():
     result = invoke("list")
     assert result.exit_code == 0
-    for name in ("smallcnn", "resnet18", "mlp", "linear", "binary", "mnist5k", "digits", "cifar10", "clean",
-                 "collapse"):
+    for name in (
+        "smallcnn",
+        "resnet18",
+        "mlp",
+        "linear",
+        "binary",
+        "mnist5k",
+        "digits",
+        "cifar10",
+        "clean",
+        "collapse",
+    ):
         assert name in result.output
     assert invoke("list", "heads").exit_code == 0
     assert invoke("list", "gizmos").exit_code == 2
 
 
 def test_train_from_flags_and_stale_checkpoint_detection(workdir):
-    result = invoke("train", "--dataset", "digits", "--backbone", "mlp", "--head", "binary", "--epochs", "2",
-                    "--device", "cpu")
+    result = invoke(
+        "train", "--dataset", "digits", "--backbone", "mlp", "--head", "binary", "--epochs", "2", "--device", "cpu"
+    )
     assert result.exit_code == 0, result.output
     sidecar = json.loads(Path("results/models/digits-mlp-binary-s0.json").read_text())
     assert sidecar["recipe"]["epochs"] == 2 and len(sidecar["history"]) == 2

@@ -49,14 +49,25 @@ def test_component_arguments_are_validated_and_defaulted(tmp_path):
 @pytest.mark.parametrize(
     ("replace", "expected"),
     [
-        (("head: {name: binary, d: 4}", "head: binray"),
-         "suite.yaml:7 models[0].train.head: unknown head 'binray' (did you mean 'binary'?); known: binary, linear"),
+        (
+            ("head: {name: binary, d: 4}", "head: binray"),
+            "suite.yaml:7 models[0].train.head: unknown head 'binray' (did you mean 'binary'?); known: binary, linear",
+        ),
         (("hidden: 16", "hidden: -3"), "suite.yaml:6 models[0].train.backbone.hidden: Input should be greater than"),
-        (("hidden: 16", "hiden: 16"), "suite.yaml:6 models[0].train.backbone.hiden: unknown field; allowed: hidden, depth"),
-        (("  - kind: clean\n", "  - kind: clena\n"), "suite.yaml:9 tests[0].kind: unknown test 'clena' (did you mean 'clean'?)"),
+        (
+            ("hidden: 16", "hiden: 16"),
+            "suite.yaml:6 models[0].train.backbone.hiden: unknown field; allowed: hidden, depth",
+        ),
+        (
+            ("  - kind: clean\n", "  - kind: clena\n"),
+            "suite.yaml:9 tests[0].kind: unknown test 'clena' (did you mean 'clean'?)",
+        ),
         (("    split: test", "    split: val"), "suite.yaml:11 tests[1].split: Input should be 'train' or 'test'"),
         (("dataset: digits", "dataset: digits\nbatchsize: 3"), "suite.yaml:3 batchsize: unknown field; allowed: name,"),
-        (("dataset: digits", "dataset: cifar11"), "suite.yaml:2 dataset: unknown dataset 'cifar11' (did you mean 'cifar10'?)"),
+        (
+            ("dataset: digits", "dataset: cifar11"),
+            "suite.yaml:2 dataset: unknown dataset 'cifar11' (did you mean 'cifar10'?)",
+        ),
         (("models:", "models: 3\nx:"), "suite.yaml:3 models: Input should be a valid list"),
         (("- name: a", "- name: a b"), "suite.yaml:4 models[0].name: String should match pattern"),
     ],

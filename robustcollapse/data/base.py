@@ -52,9 +52,7 @@ class Dataset:
         return int(c), int(h), int(w)
 
     def to(self, device: torch.device | str) -> Dataset:
-        return Dataset(
-            self.name, self.train.to(device), self.test.to(device), self.classes, self.mean, self.std
-        )
+        return Dataset(self.name, self.train.to(device), self.test.to(device), self.classes, self.mean, self.std)
 
 
 def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:

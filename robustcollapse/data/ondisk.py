@@ -62,9 +62,7 @@ SOURCES = {
             _svhn_kw,
         ),
         _Source("mnist", tvd.MNIST, "MNIST/raw/*-ubyte", (0.1307,), (0.3081,), _train_kw),
-        _Source(
-            "fashionmnist", tvd.FashionMNIST, "FashionMNIST/raw/*-ubyte", (0.2860,), (0.3530,), _train_kw
-        ),
+        _Source("fashionmnist", tvd.FashionMNIST, "FashionMNIST/raw/*-ubyte", (0.2860,), (0.3530,), _train_kw),
     ]
 }
 

@@ -43,8 +43,14 @@ def _recipe_mismatch(stored: dict[str, Any], wanted: dict[str, Any], path: str =
 
 
 def obtain_model(
-    suite: Suite, entry: ModelEntry, data: Dataset, device: torch.device, console: Console,
-    data_root: Path | None = None, download: bool = False, retrain: bool = False,
+    suite: Suite,
+    entry: ModelEntry,
+    data: Dataset,
+    device: torch.device,
+    console: Console,
+    data_root: Path | None = None,
+    download: bool = False,
+    retrain: bool = False,
 ) -> tuple[Classifier, dict[str, Any], bool]:
     """(model in eval mode, its sidecar, whether it was trained now)."""
     path = checkpoint_path(suite, entry)

@@ -45,17 +45,26 @@ def environment(device: torch.device, seed: int) -> dict[str, Any]:
     import torchvision
 
     try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             check=False).stdout.strip() or None
+        rev = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+            ).stdout.strip()
+            or None
+        )
     except OSError:
         rev = None
     return {
-        "robustcollapse": __version__, "python": platform.python_version(), "platform": platform.platform(),
-        "torch": torch.__version__, "torchvision": torchvision.__version__,
+        "robustcollapse": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
         "torchattacks": getattr(torchattacks, "__version__", None),
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
-        "threads": torch.get_num_threads(), "git_revision": rev, "seed": seed,
+        "threads": torch.get_num_threads(),
+        "git_revision": rev,
+        "seed": seed,
     }
 
 
@@ -93,11 +102,18 @@ def run_suite(suite: Suite, out: Path, options: RunOptions, console: Console) ->
     entries = dict(zip(suite.test_ids(), suite.test_entries(), strict=True))
     try:
         for entry in suite.models:
-            model, meta, trained = obtain_model(suite, entry, data, options.device, console,
-                                                options.data_root, options.download)
-            info = {"checkpoint": str(checkpoint_path(suite, entry)), "sha256": meta["sha256"],
-                    "recipe": meta.get("recipe"), "model": meta["model"], "trained_now": trained,
-                    "train_metrics": meta.get("train_metrics"), "history": meta.get("history")}
+            model, meta, trained = obtain_model(
+                suite, entry, data, options.device, console, options.data_root, options.download
+            )
+            info = {
+                "checkpoint": str(checkpoint_path(suite, entry)),
+                "sha256": meta["sha256"],
+                "recipe": meta.get("recipe"),
+                "model": meta["model"],
+                "trained_now": trained,
+                "train_metrics": meta.get("train_metrics"),
+                "history": meta.get("history"),
+            }
             doc["models"][entry.name] = info
             done = state["results"].setdefault(entry.name, {})
             if state["models"].get(entry.name) != meta["sha256"]:
@@ -112,8 +128,12 @@ def run_suite(suite: Suite, out: Path, options: RunOptions, console: Console) ->
                     start = time.perf_counter()
                     with console.status(f"{entry.name} / {test_id}…"):
                         result: TestResult = registry.get("test", params.kind).run(ctx, params)
-                    done[test_id] = {"metrics": result.metrics, "details": result.details, "flags": result.flags,
-                                     "seconds": time.perf_counter() - start}
+                    done[test_id] = {
+                        "metrics": result.metrics,
+                        "details": result.details,
+                        "flags": result.flags,
+                        "seconds": time.perf_counter() - start,
+                    }
                     write_json(partial, state)
                 _merge(doc, entry.name, test_id, done[test_id])
     except KeyboardInterrupt:

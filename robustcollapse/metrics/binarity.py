@@ -3,8 +3,10 @@
 Per dimension, the values are standardised and a 2-component 1-D Gaussian mixture is fitted (scikit-learn);
 we report the mean log-likelihood per sample, the mean component sigma and the peak separation
 |mu_1 - mu_2| / mean sigma (mean and std over dimensions). A binary code has two narrow, well separated
-peaks: high log-likelihood, small sigma, large separation. Sign codes: the pattern 1[z - mu_G > 0] of each sample, with mu_G the global mean (for a binary latent whose two
-values straddle 0 this is the paper's 1[z > 0]; centring makes post-ReLU baseline features comparable);
+peaks: high log-likelihood, small sigma, large separation.
+
+Sign codes: the pattern 1[z - mu_G > 0] of each sample, with mu_G the global mean (for a binary latent whose
+two values straddle 0 this is the paper's 1[z > 0]; centring makes post-ReLU baseline features comparable);
 a class's code is its most frequent pattern; we report the fraction of samples carrying their class's code
 and the number of distinct class codes (K when every class owns a vertex of the hypercube).
 """

@@ -2,9 +2,9 @@
 
 Conventions: confidence = max softmax probability; ECE = sum_b (n_b / N) |acc_b - conf_b| over 15 equal-width
 bins (0, 1/15], ..., (14/15, 1] (a confidence of exactly 0 falls in the first); adaptive ECE uses 15 bins
-of equal mass (edges at confidence quantiles; ties stay together); MCE = max_b |acc_b - conf_b| over non-empty bins; classwise ECE
-(Kull et al. 2019) = mean over classes k of the equal-width ECE of p_k against 1[y = k]; Brier = mean over
-samples of sum_k (p_k - 1[y = k])^2 (range [0, 2]).
+of equal mass (edges at confidence quantiles; ties stay together); MCE = max_b |acc_b - conf_b| over
+non-empty bins; classwise ECE (Kull et al. 2019) = mean over classes k of the equal-width ECE of p_k against
+1[y = k]; Brier = mean over samples of sum_k (p_k - 1[y = k])^2 (range [0, 2]).
 """
 
 from __future__ import annotations
@@ -15,13 +15,9 @@ import torch.nn.functional as F
 N_BINS = 15
 
 
-def _bin_gaps(
-    conf: torch.Tensor, hit: torch.Tensor, bin_index: torch.Tensor, n_bins: int
-) -> dict[str, torch.Tensor]:
+def _bin_gaps(conf: torch.Tensor, hit: torch.Tensor, bin_index: torch.Tensor, n_bins: int) -> dict[str, torch.Tensor]:
     """Per-bin count, mean confidence and mean accuracy for a given bin assignment."""
-    count = torch.zeros(n_bins, dtype=torch.float64, device=conf.device).index_add_(
-        0, bin_index, torch.ones_like(conf)
-    )
+    count = torch.zeros(n_bins, dtype=torch.float64, device=conf.device).index_add_(0, bin_index, torch.ones_like(conf))
     conf_sum = torch.zeros_like(count).index_add_(0, bin_index, conf)
     hit_sum = torch.zeros_like(count).index_add_(0, bin_index, hit)
     safe = count.clamp_min(1)

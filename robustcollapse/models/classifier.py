@@ -55,8 +55,6 @@ class Classifier(nn.Module):
 
 def build_model(spec: ModelSpec) -> Classifier:
     """Instantiate the registered backbone and head a spec names (random weights)."""
-    backbone = registry.get("backbone", spec.backbone)(
-        spec.in_channels, spec.image_size, **spec.backbone_kwargs
-    )
+    backbone = registry.get("backbone", spec.backbone)(spec.in_channels, spec.image_size, **spec.backbone_kwargs)
     head = registry.get("head", spec.head)(backbone.out_dim, spec.num_classes, **spec.head_kwargs)
     return Classifier(spec, backbone, head)

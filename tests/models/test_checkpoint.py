@@ -11,8 +11,17 @@ from robustcollapse.models.checkpoint import load_checkpoint, save_checkpoint, s
 
 
 def spec(head: str = "binary", **head_kwargs) -> ModelSpec:
-    return ModelSpec(backbone="smallcnn", backbone_kwargs={"width": 4}, head=head, head_kwargs=head_kwargs,
-                     in_channels=1, image_size=28, num_classes=10, mean=(0.13,), std=(0.31,))
+    return ModelSpec(
+        backbone="smallcnn",
+        backbone_kwargs={"width": 4},
+        head=head,
+        head_kwargs=head_kwargs,
+        in_channels=1,
+        image_size=28,
+        num_classes=10,
+        mean=(0.13,),
+        std=(0.31,),
+    )
 
 
 def test_round_trip_keeps_outputs_and_records_hash(tmp_path):

@@ -1,0 +1,61 @@
+"""An interrupted suite keeps what finished (exit 130) and a rerun resumes where it stopped."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from robustcollapse import registry
+from robustcollapse.cli import main
+
+
+def test_interrupt_keeps_finished_results_and_rerun_resumes(workdir, monkeypatch):
+    collapse = registry.get("test", "collapse")
+    real_run = collapse.run
+    calls = {"n": 0}
+
+    def interrupted(ctx, params):
+        calls["n"] += 1
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(collapse, "run", staticmethod(interrupted))
+    first = CliRunner().invoke(main, ["eval", "suites/smoke.yaml", "--device", "cpu"])
+    assert first.exit_code == 130
+    assert "interrupted" in first.output and "rerun the same command to resume" in first.output
+    doc = json.loads(Path("results/smoke.json").read_text())
+    assert doc["status"] == "interrupted"
+    assert "clean/acc" in doc["metrics"]["baseline"]  # the finished (baseline, clean) result is kept
+    partial = json.loads(Path("results/smoke.json.partial").read_text())
+    assert list(partial["results"]["baseline"]) == ["clean"]
+
+    ran = []
+
+    def counting(ctx, params):
+        ran.append(params.kind)
+        return real_run(ctx, params)
+
+    monkeypatch.setattr(collapse, "run", staticmethod(counting))
+    second = CliRunner().invoke(main, ["eval", "suites/smoke.yaml", "--device", "cpu"])
+    assert second.exit_code == 0, second.output
+    assert "✓ baseline / clean: finished earlier, skipped" in second.output
+    assert ran == ["collapse", "collapse"]  # the baseline's clean test was not run again
+    doc = json.loads(Path("results/smoke.json").read_text())
+    assert doc["status"] == "complete" and "nc/nc1" in doc["metrics"]["binary"]
+    assert doc["metrics"]["baseline"]["clean/acc"] == partial["results"]["baseline"]["clean"]["metrics"]["clean/acc"]
+    assert not Path("results/smoke.json.partial").exists()
+
+
+def test_changed_suite_does_not_reuse_partial_results(workdir, monkeypatch):
+    collapse = registry.get("test", "collapse")
+
+    def interrupted(ctx, params):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(collapse, "run", staticmethod(interrupted))
+    assert CliRunner().invoke(main, ["eval", "suites/smoke.yaml", "--device", "cpu"]).exit_code == 130
+    monkeypatch.undo()
+    result = CliRunner().invoke(main, ["eval", "suites/smoke.yaml", "--device", "cpu", "--limit", "100"])
+    assert result.exit_code == 0
+    assert "skipped" not in result.output
