@@ -18,6 +18,14 @@ def _fmt(value: Any, spec: str) -> str:
     return format(value, spec)
 
 
+def _flag_cell(check: dict[str, Any] | None) -> str:
+    """'ok 0.000' or a red 'FLAG 0.120' with the check's figure."""
+    if check is None:
+        return "—"
+    figure = _fmt(check.get("value"), ".3g")
+    return f"[bold red]FLAG {figure}[/]" if check["flag"] else f"[green]ok[/] {figure}"
+
+
 def result_tables(doc: dict[str, Any], suite: Suite) -> list[Table]:
     """One table per test id, titled with the test kind's title and the data it ran on."""
     tables = []
@@ -34,7 +42,12 @@ def result_tables(doc: dict[str, Any], suite: Suite) -> list[Table]:
         for model in models:
             table.add_column(model, justify="right")
         for key, header, spec in columns:
-            table.add_row(header, key, *(_fmt(doc["metrics"][m].get(key), spec) for m in models))
+            if spec == "flag":
+                check = key.rsplit("/", 1)[-1]
+                cells = [_flag_cell(doc["flags"].get(m, {}).get(test_id, {}).get(check)) for m in models]
+            else:
+                cells = [_fmt(doc["metrics"][m].get(key), spec) for m in models]
+            table.add_row(header, key, *cells)
         tables.append(table)
     return tables
 

@@ -1,0 +1,164 @@
+"""Attack tests on tiny CPU models: values against torchattacks itself, the official AutoAttack budgets, and
+gradient-masking models that must raise the honesty flags while an ordinary model raises none."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchattacks
+from torch import nn
+
+from robustcollapse import registry
+from robustcollapse.attacks import AUTOATTACK_SQUARE_QUERIES, AUTOATTACK_STEPS
+from robustcollapse.config import ConfigError, load_suite
+from robustcollapse.data import load_dataset
+from robustcollapse.evaluate.attack import AttackParams, eps_label, parse_eps
+from robustcollapse.evaluate.base import Context
+from robustcollapse.train import to_float, train_model
+from tests.test_config import GOOD, write
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="module")
+def model(data):
+    from robustcollapse.config import Recipe
+
+    recipe = Recipe.model_validate(
+        {
+            "backbone": {"name": "mlp", "args": {"hidden": 64}},
+            "head": "linear",
+            "epochs": 8,
+            "batch_size": 64,
+            "lr": 0.003,
+        }
+    )
+    trained, _ = train_model(recipe, data, torch.device("cpu"))
+    return trained
+
+
+class Quantised(nn.Module):
+    """Masks gradients: rounds the input to 4 grey levels (zero gradient almost everywhere)."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(torch.round(x * 4) / 4)
+
+
+class Saturated(nn.Module):
+    """Masks gradients: a huge softmax temperature makes the cross-entropy gradient underflow to 0."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x) * 1e4
+
+
+def attack(model, data, **fields):
+    params = AttackParams.model_validate({"kind": "attack", **fields})
+    return registry.get("test", "attack").run(Context(model, data, data.test, 128, 0), params)
+
+
+def test_eps_parsing_and_labels():
+    assert parse_eps("8/255") == pytest.approx(8 / 255)
+    assert parse_eps("0.3") == 0.3 and parse_eps(0.1) == 0.1
+    assert eps_label(8 / 255) == "8_255" and eps_label(0.3) == "0.3"
+    with pytest.raises(ValueError):
+        parse_eps("eight")
+
+
+def test_robust_accuracy_equals_torchattacks_called_directly(model, data):
+    n = 120
+    result = attack(model, data, attacks=["pgd"], eps=["16/255"], steps=7, n_examples=n, checks=False)
+    x, y = to_float(data.test.x[:n]), data.test.y[:n]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    with torch.inference_mode():
+        correct = model(x).argmax(1) == y
+    torch.manual_seed(0)
+    adv = torchattacks.PGD(model, eps=16 / 255, alpha=2.5 * (16 / 255) / 7, steps=7, random_start=True)(
+        x[correct], y[correct]
+    )
+    with torch.inference_mode():
+        direct = int((model(adv).argmax(1) == y[correct]).sum()) / n
+    for p in model.parameters():
+        p.requires_grad_(True)
+    assert result.metrics["adv/pgd-linf-16_255/acc"] == direct
+    assert result.metrics["clean/acc@attack"] == float(correct.double().mean())
+
+
+def test_adversarial_accuracy_bounded_by_clean_and_unbounded_eps_breaks_everything(model, data):
+    result = attack(
+        model, data, attacks=["fgsm", "pgd"], eps=["4/255", "16/255", 1], steps=10, n_examples=150, checks=False
+    )
+    clean = result.metrics["clean/acc@attack"]
+    accs = [result.metrics[f"adv/pgd-linf-{e}/acc"] for e in ("4_255", "16_255", "1")]
+    assert clean > 0.85
+    assert all(a <= clean for a in accs)
+    assert accs == sorted(accs, reverse=True)
+    assert accs[-1] <= 0.01
+    worst = result.metrics["adv/worst-linf-16_255/acc"]
+    assert worst <= min(result.metrics["adv/fgsm-linf-16_255/acc"], accs[1])
+
+
+def test_autoattack_uses_the_official_budgets(model):
+    build = registry.get("attack", "autoattack")
+    multi = build(model, "linf", 8 / 255, 20, 0, 10)
+    apgd, apgdt, fab, square = multi.attacks
+    assert isinstance(apgd, torchattacks.APGD) and apgd.steps == AUTOATTACK_STEPS == 100
+    assert apgd.loss == "ce" and apgd.n_restarts == 1
+    assert isinstance(apgdt, torchattacks.APGDT) and apgdt.steps == 100 and apgdt.n_target_classes == 9
+    assert isinstance(fab, torchattacks.FAB) and fab.steps == 100 and fab.multi_targeted and fab.n_target_classes == 9
+    assert isinstance(square, torchattacks.Square) and square.n_queries == AUTOATTACK_SQUARE_QUERIES == 5000
+    assert all(a.eps == 8 / 255 for a in multi.attacks)
+    # fewer classes than 10: K-1 targets
+    assert build(model, "l2", 0.5, 20, 0, 4).attacks[1].n_target_classes == 3
+
+
+def test_ordinary_model_raises_no_flag(model, data):
+    result = attack(
+        model,
+        data,
+        attacks=["fgsm", "pgd"],
+        eps=["8/255", "32/255"],
+        steps=20,
+        n_examples=150,
+        check_examples=150,
+        tolerance=0.03,
+    )
+    fired = [name for name, check in result.flags.items() if check["flag"]]
+    assert fired == [], result.flags
+    assert all(result.metrics[f"adv/flags/{name}"] == 0.0 for name in result.flags)
+
+
+@pytest.mark.parametrize("wrapper", [Quantised, Saturated])
+def test_gradient_masking_models_raise_flags(model, data, wrapper):
+    masked = wrapper(model).eval()
+    result = attack(
+        masked, data, attacks=["fgsm", "pgd"], eps=["8/255", "32/255"], steps=10, n_examples=100, check_examples=100
+    )
+    assert result.flags["bad_gradients"]["flag"] and result.flags["bad_gradients"]["value"] > 0.5
+    assert result.flags["black_box_stronger"]["flag"], result.flags
+    assert result.metrics["adv/flags/bad_gradients"] == 1.0
+
+
+def test_attack_entries_are_validated(tmp_path):
+    base = GOOD.replace("  - kind: clean\n", "  - kind: attack\n    attacks: [pgd]\n    eps: [8/255]\n")
+    assert load_suite(write(tmp_path, base)).test_entries()[0].eps == [pytest.approx(8 / 255)]
+    for bad, message in [
+        ("attacks: [pgd]", "unknown attack 'pdg' (did you mean 'pgd'?)"),
+        ("eps: [8/255]", "eps 'eight' is not a number"),
+    ]:
+        replacement = {"attacks: [pgd]": "attacks: [pdg]", "eps: [8/255]": "eps: [eight]"}[bad]
+        with pytest.raises(ConfigError, match=r"suite.yaml:\d+ tests\[0\]\.\w+.*" + message.split("(")[0]):
+            load_suite(write(tmp_path, base.replace(bad, replacement)))
+    with pytest.raises(ConfigError, match="attack 'pgd' supports norm linf, not l2"):
+        load_suite(write(tmp_path, base.replace("eps: [8/255]", "eps: [0.5]\n    norm: l2")))
