@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torchattacks
-from torchattacks.attack import Attack
 from torch import nn
+from torchattacks.attack import Attack
 
 from robustcollapse.registry import register
 

@@ -222,7 +222,7 @@ def masking_checks(runner: Runner, params: AttackParams, clean_acc: float) -> di
     rise = 0.0
     for name in params.attacks:
         accs = [float(runner.robust(name, e, params.steps, params.n_examples).double().mean()) for e in params.eps]
-        rise = max([rise] + [later - earlier for earlier, later in zip(accs, accs[1:])])
+        rise = max([rise] + [later - earlier for earlier, later in zip(accs, accs[1:], strict=False)])
     big = 1.0 if params.norm == "linf" else math.sqrt(x[0].numel())
     unbounded_name = "pgd" if params.norm == "linf" else "pgdl2"
     survivors = float(runner.robust(unbounded_name, big, params.steps, m).double().mean())
