@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from robustcollapse.cli import main
+from robustcollapse.evaluate.attack import CHECKS
 
 
 def invoke(*args: str):
@@ -26,6 +27,7 @@ def test_eval_prints_tables_and_writes_the_result_document(smoke_run, workdir):
     result, doc = smoke_run
     assert "clean: clean — accuracy and calibration (digits test)" in result.output
     assert "collapse: collapse — neural-collapse and binarity" in result.output
+    assert "attack: attack — robust accuracy (digits test)" in result.output
     assert "results: results/smoke.json" in result.output
     assert doc["schema_version"] == 1 and doc["status"] == "complete"
     assert set(doc["metrics"]) == {"baseline", "binary"}
@@ -48,6 +50,12 @@ def test_eval_prints_tables_and_writes_the_result_document(smoke_run, workdir):
             assert isinstance(metrics[key], float), key
         assert 0.8 < metrics["clean/acc"] <= 1.0
         assert 0 <= metrics["cal/ece"] <= 1
+        for eps in ("8_255", "32_255"):
+            worst = metrics[f"adv/worst-linf-{eps}/acc"]
+            assert worst <= min(metrics[f"adv/fgsm-linf-{eps}/acc"], metrics[f"adv/pgd-linf-{eps}/acc"])
+            assert worst <= metrics["clean/acc@attack"]
+        assert set(doc["flags"][model]["attack"]) == set(CHECKS)
+        assert all(metrics[f"adv/flags/{c}"] in (0.0, 1.0) for c in CHECKS)
         assert len(doc["models"][model]["sha256"]) == 64
         assert doc["details"][model]["clean"]["n"] == 360
     assert doc["env"]["seed"] == 0 and doc["env"]["torch"]

@@ -35,7 +35,7 @@ CHECKS = {
     "bad_gradients": "fraction of inputs whose loss gradient is all zero or not finite",
     "single_step_stronger": "fraction of points broken by a single step but not by the iterative attack",
     "not_monotone": "largest rise of robust accuracy with growing eps",
-    "unbounded_survivors": "robust accuracy of PGD at an unbounded eps (should be ~0)",
+    "unbounded_survivors": "robust accuracy of PGD (from the clean point) at an unbounded eps (should be ~0)",
     "black_box_stronger": "fraction of points broken by Square but by no white-box attack",
     "noise_not_weaker": "random noise of the same norm as strong as the attack (accuracy gap noise - attack)",
     "invalid_adversarials": "adversarial inputs outside eps or [0, 1], or recount differing from the attack's",
@@ -54,9 +54,12 @@ def parse_eps(value: Any) -> float:
 
 
 def eps_label(eps: float) -> str:
-    """8/255 -> '8_255' (exact multiples of 1/255 below 1), else the shortest decimal: 0.3 -> '0.3', 1 -> '1'."""
+    """A key-safe eps: short decimals as written (0.3 -> '0.3', 1 -> '1'), multiples of 1/255 as '8_255'."""
+    decimal = f"{eps:.6g}"
+    if len(decimal) <= 6 and float(decimal) == eps:
+        return decimal
     k = eps * 255
-    return f"{round(k)}_255" if abs(k - round(k)) < 1e-6 and 0 < round(k) < 255 else f"{eps:g}"
+    return f"{round(k)}_255" if abs(k - round(k)) < 1e-6 and 0 < round(k) < 255 else decimal
 
 
 Eps = Annotated[float, BeforeValidator(parse_eps), Field(gt=0)]
@@ -223,9 +226,14 @@ def masking_checks(runner: Runner, params: AttackParams, clean_acc: float) -> di
     for name in params.attacks:
         accs = [float(runner.robust(name, e, params.steps, params.n_examples).double().mean()) for e in params.eps]
         rise = max([rise] + [later - earlier for earlier, later in zip(accs, accs[1:], strict=False)])
+    # PGD from the clean point (no random start: at eps = 1 a random start just replaces the image by noise)
     big = 1.0 if params.norm == "linf" else math.sqrt(x[0].numel())
-    unbounded_name = "pgd" if params.norm == "linf" else "pgdl2"
-    survivors = float(runner.robust(unbounded_name, big, params.steps, m).double().mean())
+    pgd_cls = torchattacks.PGD if params.norm == "linf" else torchattacks.PGDL2
+
+    def unbounded_pgd() -> Any:
+        return pgd_cls(model, eps=big, alpha=2.5 * big / params.steps, steps=params.steps, random_start=False)
+
+    survivors = float(runner.robust("pgd-from-clean", big, params.steps, m, build=unbounded_pgd).double().mean())
     out["not_monotone"] = _flag(rise, tol, rise > tol)
     out["unbounded_survivors"] = _flag(survivors, tol, survivors > tol, eps=big)
 

@@ -147,6 +147,7 @@ def test_gradient_masking_models_raise_flags(model, data, wrapper):
     )
     assert result.flags["bad_gradients"]["flag"] and result.flags["bad_gradients"]["value"] > 0.5
     assert result.flags["black_box_stronger"]["flag"], result.flags
+    assert result.flags["unbounded_survivors"]["flag"], result.flags
     assert result.metrics["adv/flags/bad_gradients"] == 1.0
 
 
