@@ -136,6 +136,41 @@ def train(
         train_from_file(file or DEFAULT_SUITE, force, dev, data_root, download, console)
 
 
+@main.command()
+@click.argument("suite_file", type=click.Path(path_type=Path))
+@click.argument("model", required=False)
+@device_option
+@data_root_option
+@friendly
+def inspect(suite_file: Path, model: str | None, device: str, data_root: Path | None) -> None:
+    """Show what the suite sees of each model (or MODEL): input, classes, feature dim, classifier layer."""
+    from rich.table import Table
+
+    from robustcollapse.config import load_suite
+    from robustcollapse.data import load_dataset
+    from robustcollapse.evaluate.models import inspect_suite
+    from robustcollapse.train import resolve_device
+
+    suite = load_suite(suite_file)
+    if model is not None:
+        names = [m.name for m in suite.models]
+        if model not in names:
+            raise UserError(f"{suite_file}: no model {model!r}; models: {', '.join(names)}")
+        suite = suite.model_copy(update={"models": [m for m in suite.models if m.name == model]})
+        suite._source = Path(suite_file)
+    dev = resolve_device(device)
+    data = load_dataset(suite.dataset, data_root, False, str(dev))
+    found = inspect_suite(suite, data, dev, console)
+    fields = ["status", "input", "classes", "feature_dim", "classifier", "parameters", "normalisation"]
+    table = Table(title=f"models of {suite.name} ({suite.dataset})", title_justify="left")
+    table.add_column("", style="bold")
+    for name in found:
+        table.add_column(name)
+    for field in fields:
+        table.add_row(field, *(str(found[name].get(field, "—")) for name in found))
+    console.print(table)
+
+
 @main.command(name="list")
 @click.argument("family", required=False)
 def list_(family: str | None) -> None:

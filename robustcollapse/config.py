@@ -7,12 +7,22 @@ is the schema of those arguments, so `robustcollapse list` and validation can ne
 
 from __future__ import annotations
 
+import difflib
 import inspect
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from robustcollapse import registry
 from robustcollapse.errors import UserError
@@ -66,10 +76,33 @@ class Recipe(Strict):
         return value
 
 
+class Normalize(Strict):
+    mean: list[float] = Field(min_length=1)
+    std: list[float] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _same_length(self) -> Normalize:
+        if len(self.mean) != len(self.std) or min(self.std) <= 0:
+            raise ValueError("mean and std need one value per channel, std > 0")
+        return self
+
+
 class ModelEntry(Strict):
+    """A model: our checkpoint and/or recipe, or any PyTorch module (`module:` or `torchvision:`)."""
+
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     checkpoint: str | None = None
     train: Recipe | None = None
+    module: str | None = Field(None, description="import path 'package.module:factory' of an nn.Module factory")
+    torchvision: str | None = Field(None, description="a torchvision.models architecture name")
+    kwargs: dict[str, Any] = {}
+    weights: str | None = Field(None, description="safetensors, or a state_dict .pt/.pth (weights_only load)")
+    normalize: Normalize | None = None
+    features: str | None = Field(None, description="module whose input is the penultimate feature")
+
+    @property
+    def external(self) -> bool:
+        return self.module is not None or self.torchvision is not None
 
 
 class TestEntry(Strict):
@@ -88,6 +121,12 @@ class Suite(Strict):
     limit: int | None = Field(None, ge=1, description="evaluate at most this many test examples")
     models: list[ModelEntry] = Field(min_length=1)
     tests: list[dict[str, Any]] = Field(min_length=1)
+    _source: Path | None = PrivateAttr(None)
+
+    @property
+    def folder(self) -> Path | None:
+        """The suite file's folder: `module:` import paths are resolved from it (then PYTHONPATH)."""
+        return self._source.parent if self._source else None
 
     def test_entries(self) -> list[TestEntry]:
         """The validated test entries (kind-specific models), in suite order."""
@@ -234,8 +273,19 @@ def load_suite(path: str | Path) -> Suite:
         if entry.name in seen:
             _fail(path, lines, ("models", i, "name"), f"duplicate model name {entry.name!r}")
         seen.add(entry.name)
+        if entry.external:
+            _check_external(entry, path, lines, ("models", i))
+            continue
+        extra = [k for k in ("kwargs", "weights", "normalize", "features") if k in entry.model_fields_set]
+        if extra:
+            _fail(path, lines, ("models", i, extra[0]), "goes with `module:` or `torchvision:` models only")
         if entry.checkpoint is None and entry.train is None:
-            _fail(path, lines, ("models", i), "give a `checkpoint:` path, a `train:` recipe, or both")
+            _fail(
+                path,
+                lines,
+                ("models", i),
+                "give a `checkpoint:` path, a `train:` recipe (or both), or a `module:`/`torchvision:` model",
+            )
         if entry.train is not None:
             check_recipe(entry.train, path, lines, ("models", i, "train"))
     for i, test in enumerate(suite.tests):
@@ -250,7 +300,31 @@ def load_suite(path: str | Path) -> Suite:
         if kind not in registry.names("test"):
             _fail(path, lines, ("tests", i, "kind"), registry.unknown_name_message("test", kind))
         validate(registry.get("test", kind).Params, test, path, lines, prefix=("tests", i))
+    suite._source = path
     return suite
+
+
+def _check_external(entry: ModelEntry, path: Path, lines: dict[Loc, int], loc: Loc) -> None:
+    if entry.module and entry.torchvision:
+        _fail(path, lines, (*loc, "torchvision"), "give either `module:` or `torchvision:`, not both")
+    for key in ("checkpoint", "train"):
+        if getattr(entry, key) is not None:
+            _fail(path, lines, (*loc, key), "our checkpoints and recipes do not mix with `module:`/`torchvision:`")
+    if entry.module and ":" not in entry.module:
+        _fail(path, lines, (*loc, "module"), f"{entry.module!r}: write it as 'package.module:factory'")
+    if entry.torchvision:
+        import torchvision
+
+        known = torchvision.models.list_models(module=torchvision.models)
+        if entry.torchvision not in known:
+            close = difflib.get_close_matches(entry.torchvision, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            _fail(
+                path,
+                lines,
+                (*loc, "torchvision"),
+                f"unknown torchvision classifier {entry.torchvision!r}{hint}; see torchvision.models.list_models()",
+            )
 
 
 def load_recipe(path: str | Path) -> Recipe:

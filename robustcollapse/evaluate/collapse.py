@@ -53,11 +53,18 @@ class Collapse(TestKind):
     @staticmethod
     def run(ctx: Context, params: CollapseParams) -> TestResult:
         p = ctx.forward_pass(params.split)
-        weight = ctx.model.head.classifier.weight.detach()
+        weight = ctx.model.classifier_weight()
+        if weight is not None and weight.shape[1] != p.z.shape[1]:
+            weight = None  # the classifier does not act on these features: NC3 is not applicable
         nc = collapse_report(p.z, p.y, p.logits, weight, ctx.data.num_classes)
         metrics = {f"{prefix('nc', params.split)}/{k}": v for k, v in nc.items()}
         if params.binarity:
             binarity = {**gmm_binarity(p.z, seed=ctx.seed), **sign_codes(p.z, p.y, ctx.data.num_classes)}
             metrics.update({f"{prefix('bin', params.split)}/{k}": v for k, v in binarity.items()})
-        details = {"split": params.split, "n": int(p.y.numel()), "latent_dim": int(p.z.shape[1])}
+        details = {
+            "split": params.split,
+            "n": int(p.y.numel()),
+            "latent_dim": int(p.z.shape[1]),
+            "nc3": "measured" if weight is not None else "not applicable: no linear classifier on z",
+        }
         return TestResult(metrics, details=details)

@@ -8,18 +8,22 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from robustcollapse.config import ModelEntry, Recipe, Suite
+from robustcollapse.config import ModelEntry, Normalize, Recipe, Suite
 from robustcollapse.data import Dataset, load_dataset
 from robustcollapse.errors import UserError
 from robustcollapse.models import Classifier
-from robustcollapse.models.checkpoint import load_checkpoint, read_sidecar
-from robustcollapse.train import train_to_checkpoint
+from robustcollapse.models.checkpoint import load_checkpoint, read_sidecar, sha256_file
+from robustcollapse.models.external import build_external
+from robustcollapse.train import to_float, train_to_checkpoint
 
 MODELS_DIR = Path("results/models")
 
 
-def checkpoint_path(suite: Suite, entry: ModelEntry) -> Path:
-    """The entry's `checkpoint:` or results/models/<suite>-<model>.safetensors (relative to the working dir)."""
+def checkpoint_path(suite: Suite, entry: ModelEntry) -> Path | None:
+    """The entry's `checkpoint:` or results/models/<suite>-<model>.safetensors (relative to the working dir);
+    None for external (`module:`/`torchvision:`) models."""
+    if entry.external:
+        return None
     return Path(entry.checkpoint) if entry.checkpoint else MODELS_DIR / f"{suite.name}-{entry.name}.safetensors"
 
 
@@ -53,6 +57,11 @@ def obtain_model(
     retrain: bool = False,
 ) -> tuple[Classifier, dict[str, Any], bool]:
     """(model in eval mode, its sidecar, whether it was trained now)."""
+    if entry.external:
+        model, meta = _external(entry, data, suite.folder)
+        model = model.to(device)
+        check_fits(model, data, entry.name, entry.module or f"torchvision {entry.torchvision}")
+        return model, meta, False
     path = checkpoint_path(suite, entry)
     recipe = resolved_recipe(suite, entry)
     trained = False
@@ -73,11 +82,86 @@ def obtain_model(
         trained = True
     else:
         raise UserError(f"model {entry.name!r}: checkpoint {path} not found and no `train:` recipe to make it")
-    spec = model.spec
-    if spec.num_classes != data.num_classes or (spec.in_channels, spec.image_size) != data.image_shape[:2]:
-        raise UserError(
-            f"model {entry.name!r} ({path}) takes {spec.in_channels}x{spec.image_size}px images with "
-            f"{spec.num_classes} classes; {data.name} has {data.image_shape[0]}x{data.image_shape[1]}px, "
-            f"{data.num_classes} classes"
-        )
+    check_fits(model, data, entry.name, str(path))
     return model, meta, trained
+
+
+def check_fits(model: torch.nn.Module, data: Dataset, name: str, source: str) -> None:
+    """Two test images through the model: it must accept their shape and give one logit per class."""
+    c, h, w = data.image_shape
+    try:
+        with torch.inference_mode():
+            z, logits = model.forward_all(to_float(data.test.x[:2]))
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a shape mismatch inside any user network is reported on one line
+        raise UserError(
+            f"model {name!r} ({source}) cannot take {data.name}'s {c}x{h}x{w} images: "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+        ) from None
+    if tuple(logits.shape) != (2, data.num_classes):
+        raise UserError(
+            f"model {name!r} ({source}) gives {logits.shape[1]} logits; {data.name} has {data.num_classes} classes"
+        )
+
+
+def _external(entry: ModelEntry, data: Dataset, folder: Path | None) -> tuple[torch.nn.Module, dict[str, Any]]:
+    channels = data.image_shape[0]
+    if entry.normalize is None:
+        entry = entry.model_copy(update={"normalize": Normalize(mean=[0.0] * channels, std=[1.0] * channels)})
+    if len(entry.normalize.mean) != channels:
+        raise UserError(
+            f"model {entry.name!r}: normalize has {len(entry.normalize.mean)} channels, "
+            f"{data.name} images have {channels}"
+        )
+    model, weights = build_external(entry, data.num_classes, folder)
+    meta = {
+        "sha256": sha256_file(Path(weights)) if weights else None,
+        "model": {
+            "module": entry.module,
+            "torchvision": entry.torchvision,
+            "kwargs": entry.kwargs,
+            "weights": weights,
+            "features": model.features_name,
+            "normalize": entry.normalize.model_dump(),
+        },
+        "recipe": None,
+    }
+    return model, meta
+
+
+def describe_model(model: torch.nn.Module, data: Dataset) -> dict[str, Any]:
+    """What the suite sees of a model: input shape, classes, feature dimension, classifier layer, size."""
+    with torch.inference_mode():
+        z, logits = model.forward_all(to_float(data.test.x[:2]))
+    weight = model.classifier_weight()
+    if isinstance(model, Classifier):
+        layer = f"head.classifier {tuple(weight.shape)}"
+    else:
+        layer = (
+            f"{model.features_name} {tuple(weight.shape)}"
+            if weight is not None
+            else (f"{model.features_name} (not nn.Linear: NC3 not applicable)")
+        )
+    return {
+        "input": "x".join(str(v) for v in data.image_shape),
+        "classes": int(logits.shape[1]),
+        "feature_dim": int(z.shape[1]),
+        "classifier": layer,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "normalisation": f"mean {[round(float(v), 4) for v in model.mean.flatten()]}, "
+        f"std {[round(float(v), 4) for v in model.std.flatten()]}",
+    }
+
+
+def inspect_suite(suite: Suite, data: Dataset, device: torch.device, console: Console) -> dict[str, dict[str, Any]]:
+    """describe_model for every model of a suite that exists (nothing is trained)."""
+    found: dict[str, dict[str, Any]] = {}
+    for entry in suite.models:
+        path = checkpoint_path(suite, entry)
+        if path is not None and not path.is_file():
+            found[entry.name] = {"status": f"not trained yet ({path}); `robustcollapse train` makes it"}
+            continue
+        model, _, _ = obtain_model(suite, entry, data, device, console)
+        found[entry.name] = {"status": "ok", **describe_model(model, data)}
+    return found
