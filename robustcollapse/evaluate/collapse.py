@@ -53,7 +53,8 @@ class Collapse(TestKind):
     @staticmethod
     def run(ctx: Context, params: CollapseParams) -> TestResult:
         p = ctx.forward_pass(params.split)
-        weight = ctx.model.classifier_weight()
+        layer = ctx.model.classifier_layer()
+        weight = None if layer is None else layer.weight.detach()
         if weight is not None and weight.shape[1] != p.z.shape[1]:
             weight = None  # the classifier does not act on these features: NC3 is not applicable
         nc = collapse_report(p.z, p.y, p.logits, weight, ctx.data.num_classes)

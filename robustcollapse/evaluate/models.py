@@ -134,15 +134,9 @@ def describe_model(model: torch.nn.Module, data: Dataset) -> dict[str, Any]:
     """What the suite sees of a model: input shape, classes, feature dimension, classifier layer, size."""
     with torch.inference_mode():
         z, logits = model.forward_all(to_float(data.test.x[:2]))
-    weight = model.classifier_weight()
-    if isinstance(model, Classifier):
-        layer = f"head.classifier {tuple(weight.shape)}"
-    else:
-        layer = (
-            f"{model.features_name} {tuple(weight.shape)}"
-            if weight is not None
-            else (f"{model.features_name} (not nn.Linear: NC3 not applicable)")
-        )
+    linear = model.classifier_layer()
+    name = "head.classifier" if isinstance(model, Classifier) else model.features_name
+    layer = f"{name} {tuple(linear.weight.shape)}" if linear is not None else f"{name} (not nn.Linear: no NC3)"
     return {
         "input": "x".join(str(v) for v in data.image_shape),
         "classes": int(logits.shape[1]),

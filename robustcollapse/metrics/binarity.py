@@ -45,17 +45,22 @@ def gmm_binarity(z: torch.Tensor, seed: int = 0) -> dict[str, float]:
     }
 
 
+def class_codes(z: torch.Tensor, y: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Each class's most frequent sign pattern 1[z - mu_G > 0] (K x d bool), how many of its samples carry it
+    (K,), and the number of distinct patterns over all samples."""
+    patterns, inverse = torch.unique(z > z.mean(dim=0), dim=0, return_inverse=True)
+    joint = torch.zeros(num_classes, patterns.shape[0], dtype=torch.long, device=z.device)
+    joint.index_put_((y, inverse), torch.ones_like(y), accumulate=True)
+    best = joint.argmax(dim=1)
+    return patterns[best], joint.gather(1, best[:, None]).squeeze(1), int(patterns.shape[0])
+
+
 def sign_codes(z: torch.Tensor, y: torch.Tensor, num_classes: int) -> dict[str, float]:
     """Fraction of samples whose sign pattern 1[z - mu_G > 0] equals their class's most frequent one; code counts."""
-    patterns, inverse = torch.unique(z > z.mean(dim=0), dim=0, return_inverse=True)
-    n_patterns = patterns.shape[0]
-    joint = torch.zeros(num_classes, n_patterns, dtype=torch.long, device=z.device)
-    joint.index_put_((y, inverse), torch.ones_like(y), accumulate=True)
-    present = joint.sum(dim=1) > 0
-    class_code = joint.argmax(dim=1)
-    same = joint.gather(1, class_code[:, None]).squeeze(1)[present].sum()
+    codes, carriers, n_patterns = class_codes(z, y, num_classes)
+    present = torch.bincount(y, minlength=num_classes) > 0
     return {
-        "same_code": float(same) / float(y.numel()),
-        "class_codes": float(torch.unique(class_code[present]).numel()),
+        "same_code": float(carriers[present].sum()) / float(y.numel()),
+        "class_codes": float(torch.unique(codes[present], dim=0).shape[0]),
         "patterns": float(n_patterns),
     }

@@ -52,9 +52,9 @@ class Classifier(nn.Module):
     def loss(self, logits: torch.Tensor, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.head.loss(logits, z, y)
 
-    def classifier_weight(self) -> torch.Tensor | None:
-        """The last linear layer's weight (K x latent dim), acting on `features(x)`."""
-        return self.head.classifier.weight.detach()
+    def classifier_layer(self) -> nn.Linear | None:
+        """The last linear layer (K x latent dim), acting on `features(x)`."""
+        return self.head.classifier
 
 
 def build_model(spec: ModelSpec) -> Classifier:

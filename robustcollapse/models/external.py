@@ -56,8 +56,9 @@ class ExternalClassifier(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_all(x)[0]
 
-    def classifier_weight(self) -> torch.Tensor | None:
-        return self.feature_module.weight.detach() if isinstance(self.feature_module, nn.Linear) else None
+    def classifier_layer(self) -> nn.Linear | None:
+        """The `features` module when it is an nn.Linear (it then maps the features to the logits)."""
+        return self.feature_module if isinstance(self.feature_module, nn.Linear) else None
 
 
 def last_linear(module: nn.Module) -> str | None:
