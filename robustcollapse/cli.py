@@ -147,7 +147,7 @@ def inspect(suite_file: Path, model: str | None, device: str, data_root: Path | 
     from rich.table import Table
 
     from robustcollapse.config import load_suite
-    from robustcollapse.data import load_dataset
+    from robustcollapse.data import hold_out, load_dataset
     from robustcollapse.evaluate.models import inspect_suite
     from robustcollapse.train import resolve_device
 
@@ -159,7 +159,7 @@ def inspect(suite_file: Path, model: str | None, device: str, data_root: Path | 
         suite = suite.model_copy(update={"models": [m for m in suite.models if m.name == model]})
         suite._source = Path(suite_file)
     dev = resolve_device(device)
-    data = load_dataset(suite.dataset, data_root, False, str(dev))
+    data = hold_out(load_dataset(suite.dataset, data_root, False, str(dev)), suite.heldout)[0]
     found = inspect_suite(suite, data, dev, console)
     fields = ["status", "input", "classes", "feature_dim", "classifier", "parameters", "normalisation"]
     table = Table(title=f"models of {suite.name} ({suite.dataset})", title_justify="left")

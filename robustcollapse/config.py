@@ -65,6 +65,7 @@ class Recipe(Strict):
     schedule: Literal["cosine", "constant"] = "cosine"
     augment: Augment = Augment()
     seed: int = 0
+    heldout: list[int] = Field([], description="classes left out of training (default: the suite's)")
 
     @field_validator("backbone", "head", mode="before")
     @classmethod
@@ -119,6 +120,9 @@ class Suite(Strict):
     seed: int = 0
     batch_size: int = Field(512, ge=1)
     limit: int | None = Field(None, ge=1, description="evaluate at most this many test examples")
+    heldout: list[int] = Field(
+        [], description="classes removed from the data set; their test images are the `heldout` OOD set"
+    )
     models: list[ModelEntry] = Field(min_length=1)
     tests: list[dict[str, Any]] = Field(min_length=1)
     _source: Path | None = PrivateAttr(None)
@@ -299,7 +303,9 @@ def load_suite(path: str | Path) -> Suite:
             )
         if kind not in registry.names("test"):
             _fail(path, lines, ("tests", i, "kind"), registry.unknown_name_message("test", kind))
-        validate(registry.get("test", kind).Params, test, path, lines, prefix=("tests", i))
+        params = validate(registry.get("test", kind).Params, test, path, lines, prefix=("tests", i))
+        if "heldout" in getattr(params, "sets", []) and not suite.heldout:
+            _fail(path, lines, ("tests", i, "sets"), "the 'heldout' set needs the suite's `heldout: [classes]`")
     suite._source = path
     return suite
 

@@ -65,3 +65,4 @@ def _load_plugins() -> None:
     import robustcollapse.data  # noqa: F401
     import robustcollapse.evaluate  # noqa: F401
     import robustcollapse.models  # noqa: F401
+    import robustcollapse.ood  # noqa: F401

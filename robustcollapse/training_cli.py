@@ -8,9 +8,9 @@ import torch
 from rich.console import Console
 
 from robustcollapse.config import ConfigError, Recipe, load_recipe, load_suite, load_yaml
-from robustcollapse.data import load_dataset
+from robustcollapse.data import hold_out, load_dataset
 from robustcollapse.errors import UserError
-from robustcollapse.evaluate.models import checkpoint_path, obtain_model
+from robustcollapse.evaluate.models import checkpoint_path, obtain_model, training_data
 from robustcollapse.train import train_to_checkpoint
 
 
@@ -23,7 +23,7 @@ def train_from_file(
         recipe = load_recipe(path)
         return [_train_recipe(recipe, None, device, data_root, download, console)]
     suite = load_suite(path)
-    dataset = load_dataset(suite.dataset, data_root, download, str(device))
+    dataset = hold_out(load_dataset(suite.dataset, data_root, download, str(device)), suite.heldout)[0]
     written = []
     for entry in suite.models:
         if entry.train is None:
@@ -44,8 +44,7 @@ def _train_recipe(
     out = out or Path("results/models") / (
         f"{recipe.dataset}-{recipe.backbone.name}-{recipe.head.name}-s{recipe.seed}.safetensors"
     )
-    data = load_dataset(recipe.dataset, data_root, download, str(device))
-    train_to_checkpoint(recipe, data, out, device, console)
+    train_to_checkpoint(recipe, training_data(recipe, data_root, download, device), out, device, console)
     console.print(f"checkpoint: [bold]{out}[/]")
     return out
 

@@ -49,13 +49,14 @@ def test_interrupt_keeps_finished_results_and_rerun_resumes(workdir, monkeypatch
 
 def test_changed_suite_does_not_reuse_partial_results(workdir, monkeypatch):
     collapse = registry.get("test", "collapse")
+    real_run = collapse.run
 
     def interrupted(ctx, params):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(collapse, "run", staticmethod(interrupted))
     assert CliRunner().invoke(main, ["eval", "suites/smoke.yaml", "--device", "cpu"]).exit_code == 130
-    monkeypatch.undo()
+    monkeypatch.setattr(collapse, "run", staticmethod(real_run))
     result = CliRunner().invoke(main, ["eval", "suites/smoke.yaml", "--device", "cpu", "--limit", "100"])
-    assert result.exit_code == 0
+    assert result.exit_code == 0, result.output
     assert "skipped" not in result.output

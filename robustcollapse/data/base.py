@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from robustcollapse import registry
+from robustcollapse.errors import UserError
 
 
 @dataclass
@@ -70,6 +71,33 @@ def to_uint8_nchw(images: torch.Tensor) -> torch.Tensor:
     elif images.ndim == 4 and images.shape[-1] in (1, 3) and images.shape[1] not in (1, 3):
         images = images.permute(0, 3, 1, 2)
     return images.to(torch.uint8).contiguous()
+
+
+def hold_out(data: Dataset, classes: list[int]) -> tuple[Dataset, Split]:
+    """The data set without `classes` (labels renumbered 0..K'-1 in order) and the held-out test images."""
+    if not classes:
+        return data, Split(data.test.x[:0], data.test.y[:0])
+    bad = [c for c in classes if not 0 <= c < data.num_classes]
+    if bad:
+        raise UserError(f"heldout: classes {bad} do not exist in {data.name} (0..{data.num_classes - 1})")
+    held = torch.zeros(data.num_classes, dtype=torch.bool, device=data.train.y.device)
+    held[torch.tensor(classes, device=held.device)] = True
+    remap = torch.cumsum((~held).long(), 0) - 1
+
+    def keep(split: Split) -> Split:
+        mask = ~held[split.y]
+        return Split(split.x[mask], remap[split.y[mask]])
+
+    kept = Dataset(
+        data.name,
+        keep(data.train),
+        keep(data.test),
+        [c for i, c in enumerate(data.classes) if i not in classes],
+        data.mean,
+        data.std,
+    )
+    out = held[data.test.y]
+    return kept, Split(data.test.x[out], data.test.y[out])
 
 
 def load_dataset(

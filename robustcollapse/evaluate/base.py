@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -38,23 +39,32 @@ class Context:
     test_split: Split
     batch_size: int
     seed: int
+    data_root: Path | None = None
+    download: bool = False
+    heldout: Split | None = None  # test images of the classes the suite holds out (near OOD)
     _passes: dict[str, Pass] = field(default_factory=dict)
 
     def split(self, name: str) -> Split:
         return self.test_split if name == "test" else self.data.train
 
     @torch.inference_mode()
+    def pass_over(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> Pass:
+        """z and logits of images (uint8, or float in [0, 1]), batched, in eval mode (not cached)."""
+        self.model.eval()
+        zs, logits = [], []
+        for i in range(0, len(images), self.batch_size):
+            batch = images[i : i + self.batch_size]
+            z, out = self.model.forward_all(to_float(batch) if batch.dtype == torch.uint8 else batch)
+            zs.append(z.float())
+            logits.append(out.float())
+        y = labels if labels is not None else torch.full((len(images),), -1, dtype=torch.long, device=images.device)
+        return Pass(torch.cat(zs), torch.cat(logits), y)
+
     def forward_pass(self, split: str) -> Pass:
-        """z and logits over a split, batched, in eval mode; cached for the other tests of this model."""
+        """The pass over a split, computed once and shared by every test of this model."""
         if split not in self._passes:
             data = self.split(split)
-            self.model.eval()
-            zs, logits = [], []
-            for i in range(0, len(data), self.batch_size):
-                z, out = self.model.forward_all(to_float(data.x[i : i + self.batch_size]))
-                zs.append(z.float())
-                logits.append(out.float())
-            self._passes[split] = Pass(torch.cat(zs), torch.cat(logits), data.y)
+            self._passes[split] = self.pass_over(data.x, data.y)
         return self._passes[split]
 
 
@@ -68,6 +78,11 @@ class TestKind:
     def columns(cls, params: Any) -> list[tuple[str, str, str]]:
         """(metric key, header, format spec) of the table columns for these parameters."""
         return []
+
+    @classmethod
+    def tables(cls, doc: dict[str, Any], test_id: str, params: Any, dataset: str) -> list[Any] | None:
+        """Custom rich tables for this test, or None for the standard metric x model table."""
+        return None
 
     @staticmethod
     def run(ctx: Context, params: Any) -> TestResult:

@@ -9,7 +9,7 @@ import torch
 from rich.console import Console
 
 from robustcollapse.config import ModelEntry, Normalize, Recipe, Suite
-from robustcollapse.data import Dataset, load_dataset
+from robustcollapse.data import Dataset, hold_out, load_dataset
 from robustcollapse.errors import UserError
 from robustcollapse.models import Classifier
 from robustcollapse.models.checkpoint import load_checkpoint, read_sidecar, sha256_file
@@ -31,7 +31,16 @@ def resolved_recipe(suite: Suite, entry: ModelEntry) -> Recipe | None:
     """The entry's recipe with its data set filled in from the suite."""
     if entry.train is None:
         return None
-    return entry.train.model_copy(update={"dataset": entry.train.dataset or suite.dataset})
+    update: dict[str, Any] = {"dataset": entry.train.dataset or suite.dataset}
+    if "heldout" not in entry.train.model_fields_set:
+        update["heldout"] = list(suite.heldout)
+    return entry.train.model_copy(update=update)
+
+
+def training_data(recipe: Recipe, data_root: Path | None, download: bool, device: torch.device) -> Dataset:
+    """The recipe's data set on the device, without its held-out classes."""
+    data = load_dataset(recipe.dataset, data_root, download, str(device))
+    return hold_out(data, recipe.heldout)[0]
 
 
 def _recipe_mismatch(stored: dict[str, Any], wanted: dict[str, Any], path: str = "") -> str | None:
@@ -77,7 +86,8 @@ def obtain_model(
         model, meta = load_checkpoint(path, device)
     elif recipe is not None:
         console.print(f"[bold]training[/] {entry.name} → {path}")
-        train_data = data if recipe.dataset == data.name else load_dataset(recipe.dataset, data_root, download, device)
+        same = recipe.dataset == data.name and recipe.heldout == suite.heldout
+        train_data = data if same else training_data(recipe, data_root, download, device)
         model, meta = train_to_checkpoint(recipe, train_data, path, device, console)
         trained = True
     else:

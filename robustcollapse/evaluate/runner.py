@@ -16,7 +16,7 @@ from rich.console import Console
 
 from robustcollapse import __version__, registry
 from robustcollapse.config import Suite
-from robustcollapse.data import load_dataset
+from robustcollapse.data import hold_out, load_dataset
 from robustcollapse.evaluate.base import Context, TestResult
 from robustcollapse.evaluate.models import checkpoint_path, obtain_model
 from robustcollapse.report.document import new_document, write_json
@@ -94,6 +94,7 @@ def run_suite(suite: Suite, out: Path, options: RunOptions, console: Console) ->
     limit = options.limit if options.limit is not None else suite.limit
     torch.manual_seed(suite.seed)
     data = load_dataset(suite.dataset, options.data_root, options.download, str(options.device))
+    data, heldout = hold_out(data, suite.heldout)
     test_split = data.test.head(limit)
     doc = new_document(suite.model_dump(mode="json"), environment(options.device, suite.seed))
     doc["suite"]["limit"] = limit
@@ -119,7 +120,16 @@ def run_suite(suite: Suite, out: Path, options: RunOptions, console: Console) ->
             if state["models"].get(entry.name) != meta["sha256"]:
                 done.clear()  # a different checkpoint: nothing cached for this model is valid
                 state["models"][entry.name] = meta["sha256"]
-            ctx = Context(model, data, test_split, suite.batch_size, suite.seed)
+            ctx = Context(
+                model,
+                data,
+                test_split,
+                suite.batch_size,
+                suite.seed,
+                options.data_root,
+                options.download,
+                heldout.head(limit),
+            )
             for test_id, params in entries.items():
                 if test_id in done:
                     console.print(f"[dim]✓ {entry.name} / {test_id}: finished earlier, skipped[/]")

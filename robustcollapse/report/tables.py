@@ -32,6 +32,10 @@ def result_tables(doc: dict[str, Any], suite: Suite) -> list[Table]:
     limit = doc["suite"].get("limit")
     for test_id, params in zip(suite.test_ids(), suite.test_entries(), strict=True):
         kind = registry.get("test", params.kind)
+        custom = kind.tables(doc, test_id, params, suite.dataset)
+        if custom is not None:
+            tables.extend(custom)
+            continue
         columns = kind.columns(params)
         split = getattr(params, "split", "test")
         where = f"{suite.dataset} {split}" + (f", first {limit}" if limit and split == "test" else "")

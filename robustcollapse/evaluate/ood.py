@@ -1,0 +1,158 @@
+"""Test kind `ood`: in-distribution test split vs OOD sets, scored by every listed detector.
+
+Keys `ood/<set>/<detector>/{auroc,aupr_in,aupr_out,fpr95}` and the means over near and far sets
+`ood/{near,far}/<detector>/{auroc,fpr95}`. OOD is the positive class, a higher score means more OOD.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from pydantic import Field, field_validator
+from rich.table import Table
+
+from robustcollapse import registry
+from robustcollapse.config import TestEntry
+from robustcollapse.data import load_dataset
+from robustcollapse.errors import UserError
+from robustcollapse.evaluate.base import Context, TestKind, TestResult
+from robustcollapse.metrics.ood import ood_report
+from robustcollapse.ood import SYNTHETIC, DetectorOptions, fit_shape, is_near, make_detector
+from robustcollapse.registry import register
+from robustcollapse.train import to_float
+
+METRICS = ("auroc", "aupr_in", "aupr_out", "fpr95")
+
+
+def known_sets() -> list[str]:
+    return [*SYNTHETIC, "heldout", *registry.names("dataset")]
+
+
+class OodParams(TestEntry):
+    kind: Literal["ood"]
+    sets: list[str] = Field(min_length=1)
+    detectors: list[str] = Field(
+        ["msp", "maxlogit", "energy", "odin", "mahalanobis", "knn", "vim", "hypercube"], min_length=1
+    )
+    n_examples: int = Field(1000, ge=10, description="in-distribution test images and images per OOD set")
+    near: list[str] | None = Field(
+        None, description="which sets count as near OOD (default: held-out classes and sibling data sets)"
+    )
+    energy_t: float = Field(1.0, gt=0)
+    odin_t: float = Field(1000.0, gt=0)
+    odin_eps: float = Field(0.0014, ge=0)
+    knn_k: int = Field(50, ge=1)
+    vim_dim: int | None = Field(None, ge=1)
+
+    @field_validator("sets")
+    @classmethod
+    def _sets(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if name not in known_sets():
+                raise ValueError(
+                    registry.unknown_name_message("ood_set", name).replace(
+                        "known: ", "known: heldout, " + ", ".join(registry.names("dataset")) + ", ", 1
+                    )
+                )
+        return names
+
+    @field_validator("detectors")
+    @classmethod
+    def _detectors(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if name not in registry.names("detector"):
+                raise ValueError(registry.unknown_name_message("detector", name))
+        return names
+
+
+def ood_images(ctx: Context, name: str, n: int) -> torch.Tensor:
+    """Up to n float images of an OOD set, in the in-distribution shape, on the context's device."""
+    shape = ctx.data.image_shape
+    device = ctx.test_split.x.device
+    if name in SYNTHETIC:
+        return registry.get("ood_set", name)(shape, n, ctx.seed).to(device)
+    if name == "heldout":
+        if ctx.heldout is None or len(ctx.heldout) == 0:
+            raise UserError("ood set 'heldout' needs the suite's `heldout: [classes]`")
+        return to_float(ctx.heldout.x[:n])
+    if name == ctx.data.name:
+        raise UserError(f"ood set {name!r} is the in-distribution data set")
+    other = load_dataset(name, ctx.data_root, ctx.download, str(device))
+    return fit_shape(to_float(other.test.x[:n]), shape)
+
+
+@register("test", "ood")
+class Ood(TestKind):
+    """OOD detection: MSP, MaxLogit, Energy, ODIN, Mahalanobis, KNN, ViM, hypercube; AUROC, AUPR, FPR@95."""
+
+    Params = OodParams
+    title = "ood — AUROC / FPR@95TPR (OOD = positive)"
+
+    @classmethod
+    def columns(cls, params: OodParams) -> list[tuple[str, str, str]]:
+        return [(f"ood/{s}/{d}/auroc", f"{s} {d}", ".3f") for s in params.sets for d in params.detectors]
+
+    @classmethod
+    def tables(cls, doc: dict[str, Any], test_id: str, params: OodParams, dataset: str) -> list[Table]:
+        """One table per model: OOD sets (and near/far means) as rows, detectors as columns."""
+        out = []
+        for model, metrics in doc["metrics"].items():
+            table = Table(
+                title=f"{test_id} — {model}: AUROC / FPR@95TPR, {dataset} vs OOD (OOD = positive)", title_justify="left"
+            )
+            table.add_column("set", style="bold", no_wrap=True)
+            table.add_column("", style="dim")
+            for det in params.detectors:
+                table.add_column(det, justify="right", no_wrap=True)
+            groups = doc["details"].get(model, {}).get(test_id, {}).get("groups", {})
+            rows = [(s, s, "near" if s in groups.get("near", []) else "far") for s in params.sets]
+            rows += [(g, f"mean {g}", "") for g in ("near", "far") if groups.get(g)]
+            for key, label, group in rows:
+                cells = []
+                for det in params.detectors:
+                    auroc, fpr = metrics.get(f"ood/{key}/{det}/auroc"), metrics.get(f"ood/{key}/{det}/fpr95")
+                    cells.append("—" if auroc is None else f"{auroc:.3f}/{fpr:.2f}")
+                table.add_row(label, group, *cells)
+            out.append(table)
+        return out
+
+    @staticmethod
+    def run(ctx: Context, params: OodParams) -> TestResult:
+        model = ctx.model.eval()
+        n = params.n_examples
+        id_images = to_float(ctx.test_split.x[:n])
+        id_pass = ctx.pass_over(id_images, ctx.test_split.y[:n])
+        train = ctx.forward_pass("train")
+        options = DetectorOptions(params.energy_t, params.odin_t, params.odin_eps, params.knn_k, params.vim_dim)
+        detectors = {}
+        for name in params.detectors:
+            det = make_detector(name, options)
+            det.fit(train, model, ctx.data.num_classes)
+            detectors[name] = det
+        id_scores = {name: det.score(id_pass, id_images, model) for name, det in detectors.items()}
+        metrics: dict[str, float] = {}
+        near = params.near if params.near is not None else [s for s in params.sets if is_near(s, ctx.data.name)]
+        groups = {"near": [s for s in params.sets if s in near], "far": [s for s in params.sets if s not in near]}
+        sizes = {}
+        for set_name in params.sets:
+            images = ood_images(ctx, set_name, n)
+            sizes[set_name] = len(images)
+            ood_pass = ctx.pass_over(images)
+            for name, det in detectors.items():
+                report = ood_report(id_scores[name], det.score(ood_pass, images, model))
+                metrics.update({f"ood/{set_name}/{name}/{k}": v for k, v in report.items()})
+        for group, members in groups.items():
+            for name in detectors:
+                for metric in ("auroc", "fpr95"):
+                    if members:
+                        values = [metrics[f"ood/{s}/{name}/{metric}"] for s in members]
+                        metrics[f"ood/{group}/{name}/{metric}"] = sum(values) / len(values)
+        details = {
+            "convention": "OOD is the positive class; higher score = more OOD; FPR@95TPR = fraction of "
+            "in-distribution samples flagged at the threshold catching 95% of OOD samples",
+            "n_in_distribution": len(id_images),
+            "n_ood": sizes,
+            "groups": groups,
+        }
+        return TestResult(metrics, details)
