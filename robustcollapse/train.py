@@ -117,6 +117,7 @@ def train_model(
         task = progress.add_task(label, total=recipe.epochs, loss=float("nan"), acc=0.0, test=0.0)
         for epoch in range(1, recipe.epochs + 1):
             model.train()
+            model.head.set_epoch(epoch - 1)
             start = time.perf_counter()
             order = torch.randperm(n, generator=generator).to(device)
             loss_sum = torch.zeros((), device=device, dtype=torch.float64)
@@ -144,10 +145,16 @@ def train_model(
                 "train_acc": float(hit_sum) / seen,
                 "test_acc": accuracy(model, data.test),
                 "seconds": time.perf_counter() - start,
+                **model.head.history_fields(),
             }
             history.append(row)
             progress.update(task, advance=1, loss=row["loss"], acc=row["train_acc"], test=row["test_acc"])
     return model.eval(), history
+
+
+def convergence_epoch(history: list[dict[str, float]], threshold: float = 0.999) -> int | None:
+    """First epoch whose training accuracy exceeds `threshold` (the binary-encoding paper's measure)."""
+    return next((int(row["epoch"]) for row in history if row["train_acc"] > threshold), None)
 
 
 def train_to_checkpoint(
@@ -161,5 +168,7 @@ def train_to_checkpoint(
         "classes": data.classes,
         "history": history,
         "train_metrics": {k: history[-1][k] for k in ("loss", "train_acc", "test_acc")},
+        "convergence_epoch": convergence_epoch(history),
+        "latent_dim": model.head.latent_dim,
     }
     return model, save_checkpoint(model, weights, meta)

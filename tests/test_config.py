@@ -42,7 +42,14 @@ def test_component_arguments_are_validated_and_defaulted(tmp_path):
     suite = load_suite(write(tmp_path, GOOD))
     recipe = suite.models[0].train
     assert recipe.backbone.args == {"hidden": 16, "depth": 2}
-    assert recipe.head.args == {"d": 4, "lam": 10.0}
+    assert recipe.head.args == {
+        "d": 4,
+        "lam": 10.0,
+        "penalty": "exp",
+        "gamma0": 0.01,
+        "gamma_growth": 1.05,
+        "gamma_max": 1e6,
+    }
     assert suite.test_ids() == ["clean", "collapse"]
 
 
@@ -51,7 +58,7 @@ def test_component_arguments_are_validated_and_defaulted(tmp_path):
     [
         (
             ("head: {name: binary, d: 4}", "head: binray"),
-            "suite.yaml:7 models[0].train.head: unknown head 'binray' (did you mean 'binary'?); known: binary, linear",
+            "suite.yaml:7 models[0].train.head: unknown head 'binray' (did you mean 'binary'?); known: binary, linear, linear-pen, nonlinear-pen",
         ),
         (("hidden: 16", "hidden: -3"), "suite.yaml:6 models[0].train.backbone.hidden: Input should be greater than"),
         (

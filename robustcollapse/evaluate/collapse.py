@@ -15,6 +15,7 @@ class CollapseParams(TestEntry):
     kind: Literal["collapse"]
     split: Literal["train", "test"] = "train"
     binarity: bool = True
+    by_predicted: bool = True
 
 
 def prefix(family: str, split: str) -> str:
@@ -41,6 +42,8 @@ class Collapse(TestKind):
             (f"{nc}/nc3", "NC3", ".4f"),
             (f"{nc}/nc4", "NC4", ".4f"),
         ]
+        if params.by_predicted:
+            cols += [(f"{nc}/pred/nc1", "NC1 (by predicted)", ".4g")]
         if params.binarity:
             cols += [
                 (f"{b}/peak_sep", "peak sep.", ".2f"),
@@ -48,6 +51,8 @@ class Collapse(TestKind):
                 (f"{b}/same_code", "same code", ".3f"),
                 (f"{b}/class_codes", "class codes", ".0f"),
             ]
+            if params.by_predicted:
+                cols += [(f"{b}/pred/same_code", "same code (by predicted)", ".3f")]
         return cols
 
     @staticmethod
@@ -57,11 +62,18 @@ class Collapse(TestKind):
         weight = None if layer is None else layer.weight.detach()
         if weight is not None and weight.shape[1] != p.z.shape[1]:
             weight = None  # the classifier does not act on these features: NC3 is not applicable
-        nc = collapse_report(p.z, p.y, p.logits, weight, ctx.data.num_classes)
-        metrics = {f"{prefix('nc', params.split)}/{k}": v for k, v in nc.items()}
+        k = ctx.data.num_classes
+        nc_key, bin_key = prefix("nc", params.split), prefix("bin", params.split)
+        metrics = {f"{nc_key}/{name}": v for name, v in collapse_report(p.z, p.y, p.logits, weight, k).items()}
+        if params.by_predicted:  # the binary-encoding paper groups samples by predicted label
+            pred = p.logits.argmax(1)
+            by_pred = collapse_report(p.z, pred, p.logits, weight, k)
+            metrics.update({f"{nc_key}/pred/{name}": v for name, v in by_pred.items()})
         if params.binarity:
-            binarity = {**gmm_binarity(p.z, seed=ctx.seed), **sign_codes(p.z, p.y, ctx.data.num_classes)}
-            metrics.update({f"{prefix('bin', params.split)}/{k}": v for k, v in binarity.items()})
+            binarity = {**gmm_binarity(p.z, seed=ctx.seed), **sign_codes(p.z, p.y, k)}
+            metrics.update({f"{bin_key}/{name}": v for name, v in binarity.items()})
+            if params.by_predicted:
+                metrics[f"{bin_key}/pred/same_code"] = sign_codes(p.z, p.logits.argmax(1), k)["same_code"]
         details = {
             "split": params.split,
             "n": int(p.y.numel()),

@@ -106,13 +106,16 @@ def run_suite(suite: Suite, out: Path, options: RunOptions, console: Console) ->
             model, meta, trained = obtain_model(
                 suite, entry, data, options.device, console, options.data_root, options.download
             )
+            ckpt = checkpoint_path(suite, entry)
             info = {
-                "checkpoint": str(checkpoint_path(suite, entry)),
+                "checkpoint": str(ckpt) if ckpt else meta["model"].get("weights"),
                 "sha256": meta["sha256"],
                 "recipe": meta.get("recipe"),
                 "model": meta["model"],
                 "trained_now": trained,
                 "train_metrics": meta.get("train_metrics"),
+                "convergence_epoch": meta.get("convergence_epoch"),
+                "latent_dim": meta.get("latent_dim"),
                 "history": meta.get("history"),
             }
             doc["models"][entry.name] = info

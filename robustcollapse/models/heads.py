@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import math
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +22,13 @@ class Head(nn.Module):
     def loss(self, logits: torch.Tensor, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits, y)
 
+    def set_epoch(self, epoch: int) -> None:
+        """Called by the training loop before each (0-based) epoch; for loss schedules."""
+
+    def history_fields(self) -> dict[str, float]:
+        """Schedule values worth recording in the per-epoch training history."""
+        return {}
+
 
 class LinearHead(Head):
     def __init__(self, in_dim: int, num_classes: int) -> None:
@@ -38,34 +46,98 @@ def linear(in_dim: int, num_classes: int) -> Head:
     return LinearHead(in_dim, num_classes)
 
 
-class BinaryHead(Head):
-    """Sbailo & Ghiringhelli's binary-encoding head: linear z = W h + b (no activation), linear classifier.
+def auto_latent_dim(num_classes: int) -> int:
+    """The binary-encoding paper's rule of thumb: the smallest d with 2^d > K (K=10 -> 4, K=100 -> 7)."""
+    return max(1, math.floor(math.log2(num_classes)) + 1)
 
-    Loss = CE(logits, y) + lam * exp(mean over batch and dims of z^2): the exponential pressure to shrink
-    ||z|| against the CE pressure to separate classes makes each coordinate of z settle on two values.
-    """
 
-    def __init__(self, in_dim: int, num_classes: int, d: int, lam: float) -> None:
+LatentDim = Annotated[int, Field(ge=1)] | Literal["auto"]
+
+
+def latent_dim(d: int | str, num_classes: int) -> int:
+    return auto_latent_dim(num_classes) if d == "auto" else int(d)
+
+
+def gamma_at(epoch: int, gamma0: float, growth: float, cap: float) -> float:
+    """Weight of the l2 penalty in (0-based) epoch t: min(gamma0 * growth^t, cap)."""
+    return min(gamma0 * growth**epoch, cap)
+
+
+class LatentHead(Head):
+    """Backbone features -> penultimate latent z (d dims, optional activation) -> linear classifier."""
+
+    def __init__(self, in_dim: int, num_classes: int, d: int, activation: nn.Module | None = None) -> None:
         super().__init__()
         self.project = nn.Linear(in_dim, d)
+        self.activation = activation or nn.Identity()
         self.classifier = nn.Linear(d, num_classes)
         self.latent_dim = d
-        self.lam = lam
 
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        z = self.project(h)
+        z = self.activation(self.project(h))
         return z, self.classifier(z)
 
+
+class BinaryHead(LatentHead):
+    """Sbailo & Ghiringhelli's binary-encoding head: linear z = W h + b (no activation), linear classifier.
+
+    penalty 'exp' (v1): loss = CE + lam * exp(mean over batch and dims of z^2): the exponential pressure to
+    shrink ||z|| against the CE pressure to separate classes makes each coordinate of z settle on two values.
+    penalty 'l2' (published v4): loss = CE + gamma_t * mean(z^2), gamma_t = min(gamma0 * growth^t, gamma_max)
+    growing each epoch t (0-based).
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        num_classes: int,
+        d: int,
+        lam: float,
+        penalty: str,
+        gamma0: float,
+        gamma_growth: float,
+        gamma_max: float,
+    ) -> None:
+        super().__init__(in_dim, num_classes, d)
+        self.lam, self.penalty = lam, penalty
+        self.gamma0, self.gamma_growth, self.gamma_max = gamma0, gamma_growth, gamma_max
+        self.gamma = gamma0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.gamma = gamma_at(epoch, self.gamma0, self.gamma_growth, self.gamma_max)
+
+    def history_fields(self) -> dict[str, float]:
+        return {"gamma": self.gamma} if self.penalty == "l2" else {}
+
     def loss(self, logits: torch.Tensor, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits, y) + self.lam * torch.exp(z.float().pow(2).mean())
+        mean_square = z.float().pow(2).mean()
+        if self.penalty == "l2":
+            return F.cross_entropy(logits, y) + self.gamma * mean_square
+        return F.cross_entropy(logits, y) + self.lam * torch.exp(mean_square)
 
 
 @register("head", "binary")
 def binary(
     in_dim: int,
     num_classes: int,
-    d: Annotated[int, Field(ge=1)] = 16,
+    d: LatentDim = 16,
     lam: Annotated[float, Field(ge=0)] = 10.0,
+    penalty: Literal["exp", "l2"] = "exp",
+    gamma0: Annotated[float, Field(ge=0)] = 0.01,
+    gamma_growth: Annotated[float, Field(ge=1)] = 1.05,
+    gamma_max: Annotated[float, Field(gt=0)] = 1e6,
 ) -> Head:
-    """Binary-latent head: linear d-dim latent + CE + lam*exp(mean z^2) (arXiv 2310.08224)."""
-    return BinaryHead(in_dim, num_classes, d, lam)
+    """Binary-latent head: linear d-dim latent, CE + lam*exp(mean z^2) or + gamma_t*mean z^2 (arXiv 2310.08224)."""
+    return BinaryHead(in_dim, num_classes, latent_dim(d, num_classes), lam, penalty, gamma0, gamma_growth, gamma_max)
+
+
+@register("head", "linear-pen")
+def linear_pen(in_dim: int, num_classes: int, d: LatentDim = "auto") -> Head:
+    """The paper's control: a linear d-dim penultimate layer, no penalty (d: auto = smallest with 2^d > K)."""
+    return LatentHead(in_dim, num_classes, latent_dim(d, num_classes))
+
+
+@register("head", "nonlinear-pen")
+def nonlinear_pen(in_dim: int, num_classes: int, d: LatentDim = "auto") -> Head:
+    """The paper's control: a SiLU d-dim penultimate layer, no penalty (d: auto = smallest with 2^d > K)."""
+    return LatentHead(in_dim, num_classes, latent_dim(d, num_classes), nn.SiLU())

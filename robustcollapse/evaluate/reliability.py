@@ -1,0 +1,131 @@
+"""Test kinds `reliability` (misclassification detection, selective prediction) and `deepfool` (minimal L2
+perturbation), as the binary-encoding paper measures them."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+import torchattacks
+from pydantic import Field
+
+from robustcollapse.config import TestEntry
+from robustcollapse.evaluate.base import Context, TestKind, TestResult
+from robustcollapse.metrics.reliability import aurc, class_gaussian_scores, misclassification_auroc, risk_coverage
+from robustcollapse.registry import register
+from robustcollapse.train import to_float
+
+
+class ReliabilityParams(TestEntry):
+    kind: Literal["reliability"]
+    ridge: float = Field(1e-6, ge=0, description="covariance ridge, relative to the mean variance")
+
+
+@register("test", "reliability")
+class Reliability(TestKind):
+    """Misclassification detection (per-class Gaussian Mahalanobis, MSP): AUROC wrong-vs-correct; AURC."""
+
+    Params = ReliabilityParams
+    title = "reliability — misclassification detection (wrong = positive) and selective prediction"
+
+    @classmethod
+    def columns(cls, params: ReliabilityParams) -> list[tuple[str, str, str]]:
+        return [
+            ("rel/mahalanobis/auroc", "AUROC Mahalanobis", ".4f"),
+            ("rel/msp/auroc", "AUROC MSP", ".4f"),
+            ("rel/msp/aurc", "AURC (MSP)", ".4f"),
+            ("rel/mahalanobis/aurc", "AURC (Mahalanobis)", ".4f"),
+            ("rel/error", "test error", ".4f"),
+        ]
+
+    @staticmethod
+    def run(ctx: Context, params: ReliabilityParams) -> TestResult:
+        train, test = ctx.forward_pass("train"), ctx.forward_pass("test")
+        train_pred, pred = train.logits.argmax(1), test.logits.argmax(1)
+        correct = pred == test.y
+        distance = class_gaussian_scores(
+            train.z, train_pred, train_pred == train.y, test.z, pred, ctx.data.num_classes, params.ridge
+        )
+        msp = F.softmax(test.logits.double(), 1).amax(1)
+        coverage, risk = risk_coverage(msp, correct)
+        step = max(1, len(coverage) // 100)
+        metrics = {
+            "rel/mahalanobis/auroc": misclassification_auroc(distance, ~correct),
+            "rel/msp/auroc": misclassification_auroc(-msp, ~correct),
+            "rel/msp/aurc": aurc(msp, correct),
+            "rel/mahalanobis/aurc": aurc(-distance, correct),
+            "rel/error": float((~correct).double().mean()),
+        }
+        details = {
+            "n": len(correct),
+            "wrong": int((~correct).sum()),
+            "risk_coverage": {"coverage": coverage[::step].tolist(), "risk": risk[::step].tolist()},
+        }
+        return TestResult(metrics, details)
+
+
+class DeepFoolParams(TestEntry):
+    kind: Literal["deepfool"]
+    n_examples: int = Field(1000, ge=1)
+    steps: int = Field(50, ge=1)
+    overshoot: float = Field(0.02, ge=0)
+
+
+def relative_norms(x: torch.Tensor, adv: torch.Tensor) -> torch.Tensor:
+    """||adv - x||_2 / ||x||_2 per image (pixel space)."""
+    return (adv - x).flatten(1).norm(dim=1) / x.flatten(1).norm(dim=1).clamp_min(1e-12)
+
+
+@register("test", "deepfool")
+class DeepFool(TestKind):
+    """DeepFool minimal L2 perturbation (overshoot 0.02, 50 iterations): mean/median ||r||/||x||."""
+
+    Params = DeepFoolParams
+    title = "deepfool — minimal L2 perturbation relative to the image norm"
+
+    @classmethod
+    def columns(cls, params: DeepFoolParams) -> list[tuple[str, str, str]]:
+        return [
+            ("adv/deepfool/rel_norm", "mean ‖r‖/‖x‖", ".4f"),
+            ("adv/deepfool/rel_norm_median", "median ‖r‖/‖x‖", ".4f"),
+            ("adv/deepfool/l2", "mean ‖r‖₂", ".4f"),
+            ("adv/deepfool/success", "flipped", ".4f"),
+        ]
+
+    @staticmethod
+    def run(ctx: Context, params: DeepFoolParams) -> TestResult:
+        model = ctx.model.eval()
+        frozen = [p for p in model.parameters() if p.requires_grad]
+        for p in frozen:
+            p.requires_grad_(False)
+        try:
+            x, y = to_float(ctx.test_split.x[: params.n_examples]), ctx.test_split.y[: params.n_examples]
+            with torch.inference_mode():
+                correct = model(x).argmax(1) == y
+            x, y = x[correct], y[correct]
+            attack = torchattacks.DeepFool(model, steps=params.steps, overshoot=params.overshoot)
+            adv = (
+                torch.cat(
+                    [
+                        attack(x[i : i + ctx.batch_size], y[i : i + ctx.batch_size])
+                        for i in range(0, len(x), ctx.batch_size)
+                    ]
+                )
+                if len(x)
+                else x
+            )
+            with torch.inference_mode():
+                flipped = model(adv).argmax(1) != y
+        finally:
+            for p in frozen:
+                p.requires_grad_(True)
+        rel = relative_norms(x, adv)[flipped]
+        l2 = (adv - x).flatten(1).norm(dim=1)[flipped]
+        metrics = {
+            "adv/deepfool/rel_norm": float(rel.mean()) if len(rel) else float("nan"),
+            "adv/deepfool/rel_norm_median": float(rel.median()) if len(rel) else float("nan"),
+            "adv/deepfool/l2": float(l2.mean()) if len(l2) else float("nan"),
+            "adv/deepfool/success": float(flipped.double().mean()) if len(flipped) else float("nan"),
+        }
+        return TestResult(metrics, {"attacked": int(len(x)), "flipped": int(flipped.sum())})
