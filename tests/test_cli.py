@@ -94,7 +94,8 @@ def test_malformed_yaml_is_one_line_exit_2(workdir):
     result = invoke("eval", "bad.yaml")
     assert result.exit_code == 2
     assert result.output.strip() == (
-        "error: bad.yaml:5 models[0].train.head: unknown head 'binray' (did you mean 'binary'?); known: binary, linear, linear-pen, nonlinear-pen"
+        "error: bad.yaml:5 models[0].train.head: unknown head 'binray' (did you mean 'binary'?); "
+        "known: binary, linear, linear-pen, nonlinear-pen"
     )
     assert "Traceback" not in result.output
 

@@ -38,6 +38,21 @@ def test_shipped_suites_validate(name):
     assert binary.train.model_copy(update={"head": baseline.train.head}) == baseline.train
 
 
+@pytest.mark.parametrize("name", ["binary-encoding", "binary-encoding-cifar10"])
+def test_paper_suites_share_one_recipe_but_the_head(name):
+    suite = load_suite(ROOT / "suites" / f"{name}.yaml")
+    heads = {m.name: (m.train.head.name, m.train.head.args.get("penalty")) for m in suite.models}
+    assert heads == {
+        "no-pen": ("linear", None),
+        "linear-pen": ("linear-pen", None),
+        "nonlinear-pen": ("nonlinear-pen", None),
+        "binary-exp": ("binary", "exp"),
+        "binary-l2": ("binary", "l2"),
+    }
+    first = suite.models[0].train
+    assert all(m.train.model_copy(update={"head": first.head}) == first for m in suite.models)
+
+
 def test_component_arguments_are_validated_and_defaulted(tmp_path):
     suite = load_suite(write(tmp_path, GOOD))
     recipe = suite.models[0].train
@@ -58,7 +73,8 @@ def test_component_arguments_are_validated_and_defaulted(tmp_path):
     [
         (
             ("head: {name: binary, d: 4}", "head: binray"),
-            "suite.yaml:7 models[0].train.head: unknown head 'binray' (did you mean 'binary'?); known: binary, linear, linear-pen, nonlinear-pen",
+            "suite.yaml:7 models[0].train.head: unknown head 'binray' (did you mean 'binary'?); "
+            "known: binary, linear, linear-pen, nonlinear-pen",
         ),
         (("hidden: 16", "hidden: -3"), "suite.yaml:6 models[0].train.backbone.hidden: Input should be greater than"),
         (

@@ -87,7 +87,7 @@ class Ood(TestKind):
     """OOD detection: MSP, MaxLogit, Energy, ODIN, Mahalanobis, KNN, ViM, hypercube; AUROC, AUPR, FPR@95."""
 
     Params = OodParams
-    title = "ood — AUROC / FPR@95TPR (OOD = positive)"
+    title = "ood — AUROC and FPR@95TPR (OOD = positive)"
 
     @classmethod
     def columns(cls, params: OodParams) -> list[tuple[str, str, str]]:
@@ -99,21 +99,21 @@ class Ood(TestKind):
         out = []
         for model, metrics in doc["metrics"].items():
             table = Table(
-                title=f"{test_id} — {model}: AUROC / FPR@95TPR, {dataset} vs OOD (OOD = positive)", title_justify="left"
+                title=f"{test_id} — {model}: AUROC (top) and FPR@95TPR (below), {dataset} vs OOD (OOD = positive)",
+                title_justify="left",
             )
-            table.add_column("set", style="bold", no_wrap=True)
-            table.add_column("", style="dim")
+            table.add_column("set", style="bold", overflow="fold")
             for det in params.detectors:
-                table.add_column(det, justify="right", no_wrap=True)
+                table.add_column(det, justify="right", min_width=5, overflow="fold")
             groups = doc["details"].get(model, {}).get(test_id, {}).get("groups", {})
-            rows = [(s, s, "near" if s in groups.get("near", []) else "far") for s in params.sets]
-            rows += [(g, f"mean {g}", "") for g in ("near", "far") if groups.get(g)]
-            for key, label, group in rows:
+            rows = [(s, f"{s}\n[dim]{'near' if s in groups.get('near', []) else 'far'}[/]") for s in params.sets]
+            rows += [(g, f"mean\n[dim]{g}[/]") for g in ("near", "far") if groups.get(g)]
+            for key, label in rows:
                 cells = []
                 for det in params.detectors:
                     auroc, fpr = metrics.get(f"ood/{key}/{det}/auroc"), metrics.get(f"ood/{key}/{det}/fpr95")
-                    cells.append("—" if auroc is None else f"{auroc:.3f}/{fpr:.2f}")
-                table.add_row(label, group, *cells)
+                    cells.append("—" if auroc is None else f"{auroc:.3f}\n[dim]{fpr:.3f}[/]")
+                table.add_row(label, *cells)
             out.append(table)
         return out
 

@@ -97,6 +97,7 @@ def test_external_module_gives_the_same_results_as_our_trained_network(trained_s
         for key, value in ours.items():
             assert theirs[key] == pytest.approx(value, rel=1e-5, abs=1e-7), key
     assert doc["models"]["ext-st"]["model"]["features"] == "5"
+    assert doc["models"]["ext-st"]["checkpoint"] == "ext.safetensors"
     assert len(doc["models"]["ext-pt"]["sha256"]) == 64
 
     shown = invoke("inspect", "ext.yaml", "ext-pt")

@@ -127,7 +127,7 @@ tests:
 """)
     result = CliRunner().invoke(main, ["eval", "o.yaml", "--device", "cpu"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert "ood — binary: AUROC / FPR@95TPR, digits vs OOD (OOD = positive)" in result.output
+    assert "ood — binary: AUROC (top) and FPR@95TPR" in result.output
     doc = json.loads(Path("results/o.json").read_text())
     metrics = doc["metrics"]["binary"]
     assert doc["models"]["binary"]["recipe"]["heldout"] == [7, 8, 9]
