@@ -24,7 +24,7 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 from robustcollapse import registry
 from robustcollapse.attacks import TORCHATTACKS_NORM, AttackKind
 from robustcollapse.config import TestEntry
-from robustcollapse.evaluate.base import Context, TestKind, TestResult
+from robustcollapse.evaluate.base import Context, TestKind, TestResult, frozen
 from robustcollapse.models import Classifier
 from robustcollapse.registry import register
 from robustcollapse.train import to_float
@@ -305,11 +305,7 @@ class Attack(TestKind):
 
     @staticmethod
     def run(ctx: Context, params: AttackParams) -> TestResult:
-        model = ctx.model.eval()
-        frozen = [p for p in model.parameters() if p.requires_grad]
-        for p in frozen:
-            p.requires_grad_(False)
-        try:
+        with frozen(ctx.model) as model:
             split = ctx.test_split.head(params.n_examples)
             runner = Runner(
                 model, to_float(split.x), split.y, params.norm, ctx.batch_size, ctx.seed, ctx.data.num_classes
@@ -339,6 +335,3 @@ class Attack(TestKind):
                 flags = masking_checks(runner, params, clean_acc)
                 metrics.update({f"adv/flags/{name}": float(check["flag"]) for name, check in flags.items()})
             return TestResult(metrics, details, flags)
-        finally:
-            for p in frozen:
-                p.requires_grad_(True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -66,6 +68,20 @@ class Context:
             data = self.split(split)
             self._passes[split] = self.pass_over(data.x, data.y)
         return self._passes[split]
+
+
+@contextmanager
+def frozen(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """The model in eval mode with its parameters frozen (attacks need input gradients only); restored after."""
+    model.eval()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    for p in trainable:
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for p in trainable:
+            p.requires_grad_(True)
 
 
 class TestKind:

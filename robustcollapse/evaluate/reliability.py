@@ -11,7 +11,7 @@ import torchattacks
 from pydantic import Field
 
 from robustcollapse.config import TestEntry
-from robustcollapse.evaluate.base import Context, TestKind, TestResult
+from robustcollapse.evaluate.base import Context, TestKind, TestResult, frozen
 from robustcollapse.metrics.reliability import aurc, class_gaussian_scores, misclassification_auroc, risk_coverage
 from robustcollapse.registry import register
 from robustcollapse.train import to_float
@@ -95,11 +95,7 @@ class DeepFool(TestKind):
 
     @staticmethod
     def run(ctx: Context, params: DeepFoolParams) -> TestResult:
-        model = ctx.model.eval()
-        frozen = [p for p in model.parameters() if p.requires_grad]
-        for p in frozen:
-            p.requires_grad_(False)
-        try:
+        with frozen(ctx.model) as model:
             x, y = to_float(ctx.test_split.x[: params.n_examples]), ctx.test_split.y[: params.n_examples]
             with torch.inference_mode():
                 correct = model(x).argmax(1) == y
@@ -117,9 +113,6 @@ class DeepFool(TestKind):
             )
             with torch.inference_mode():
                 flipped = model(adv).argmax(1) != y
-        finally:
-            for p in frozen:
-                p.requires_grad_(True)
         rel = relative_norms(x, adv)[flipped]
         l2 = (adv - x).flatten(1).norm(dim=1)[flipped]
         metrics = {
