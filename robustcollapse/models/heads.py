@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import AfterValidator, Field
 from torch import nn
 
 from robustcollapse.registry import register
@@ -51,7 +51,13 @@ def auto_latent_dim(num_classes: int) -> int:
     return max(1, math.floor(math.log2(num_classes)) + 1)
 
 
-LatentDim = Annotated[int, Field(ge=1)] | Literal["auto"]
+def _latent_dim_value(value: int | str) -> int | str:
+    if value == "auto" or (isinstance(value, int) and value >= 1):
+        return value
+    raise ValueError(f"d must be a positive integer or 'auto', not {value!r}")
+
+
+LatentDim = Annotated[int | str, AfterValidator(_latent_dim_value)]
 
 
 def latent_dim(d: int | str, num_classes: int) -> int:
