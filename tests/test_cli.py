@@ -157,5 +157,14 @@ def test_train_from_flags_and_stale_checkpoint_detection(workdir):
     stale = invoke("eval", "suites/smoke.yaml", "--device", "cpu")
     assert stale.exit_code == 2
     assert "epochs: checkpoint has 8, suite asks 9" in stale.output
+    # a checkpoint stored before a recipe field existed (here: heldout) still matches at that field's default
+    side_path = Path("results/models/smoke-baseline.json")
+    side = json.loads(side_path.read_text())
+    del side["recipe"]["heldout"]
+    side["recipe"]["epochs"] = 9
+    side_path.write_text(json.dumps(side))
+    partly = invoke("eval", "suites/smoke.yaml", "--device", "cpu")
+    assert partly.exit_code == 2  # the baseline now matches; the binary model is still stale
+    assert "smoke-binary.safetensors: model 'binary'" in partly.output and "smoke-baseline" not in partly.output
     assert invoke("train", "suites/smoke.yaml", "--force", "--device", "cpu").exit_code == 0
     assert invoke("eval", "suites/smoke.yaml", "--device", "cpu").exit_code == 0

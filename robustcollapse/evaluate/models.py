@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 from rich.console import Console
 
 from robustcollapse.config import ModelEntry, Normalize, Recipe, Suite
@@ -43,6 +44,15 @@ def training_data(recipe: Recipe, data_root: Path | None, download: bool, device
     return hold_out(data, recipe.heldout)[0]
 
 
+def normalised_recipe(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored recipe with today's defaults filled in, so a field added since it was trained (at its default)
+    does not count as a difference; a recipe that no longer validates is compared as stored."""
+    try:
+        return Recipe.model_validate(stored).model_dump(mode="json")
+    except ValidationError:
+        return stored
+
+
 def _recipe_mismatch(stored: dict[str, Any], wanted: dict[str, Any], path: str = "") -> str | None:
     for key in sorted(set(stored) | set(wanted)):
         a, b = stored.get(key), wanted.get(key)
@@ -76,7 +86,7 @@ def obtain_model(
     trained = False
     if path.is_file() and not retrain:
         if recipe is not None:
-            stored = read_sidecar(path).get("recipe") or {}
+            stored = normalised_recipe(read_sidecar(path).get("recipe") or {})
             diff = _recipe_mismatch(stored, recipe.model_dump(mode="json"))
             if diff:
                 raise UserError(
