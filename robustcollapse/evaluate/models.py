@@ -9,7 +9,7 @@ import torch
 from pydantic import ValidationError
 from rich.console import Console
 
-from robustcollapse.config import ModelEntry, Normalize, Recipe, Suite
+from robustcollapse.config import ConfigError, ModelEntry, Normalize, Recipe, Suite, check_recipe
 from robustcollapse.data import Dataset, hold_out, load_dataset
 from robustcollapse.errors import UserError
 from robustcollapse.models import Classifier
@@ -48,9 +48,11 @@ def normalised_recipe(stored: dict[str, Any]) -> dict[str, Any]:
     """A stored recipe with today's defaults filled in, so a field added since it was trained (at its default)
     does not count as a difference; a recipe that no longer validates is compared as stored."""
     try:
-        return Recipe.model_validate(stored).model_dump(mode="json")
-    except ValidationError:
+        recipe = Recipe.model_validate(stored)
+        check_recipe(recipe, Path("<checkpoint>"), {}, ())  # fills the components' argument defaults
+    except (ValidationError, ConfigError):
         return stored
+    return recipe.model_dump(mode="json")
 
 
 def _recipe_mismatch(stored: dict[str, Any], wanted: dict[str, Any], path: str = "") -> str | None:
