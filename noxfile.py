@@ -1,9 +1,15 @@
-"""nox sessions: `tests` (the README's test command), `lint` (ruff)."""
+"""nox sessions: `tests` (the README's test command), `lint` (ruff), `regression` (the results gate) and
+`update_baseline` (rewrite the committed baseline after an intended change)."""
+
+import shutil
+from pathlib import Path
 
 import nox
 
 nox.options.sessions = ["tests", "lint"]
 TORCH = ["torch==2.14.1", "torchvision==0.29.1"]
+ROOT = Path(__file__).parent
+BASELINE = ROOT / "results" / "baselines" / "smoke.json"
 
 
 @nox.session
@@ -20,3 +26,31 @@ def lint(session: nox.Session) -> None:
     session.install("ruff>=0.6")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+
+
+def _fresh_smoke_run(session: nox.Session) -> Path:
+    """Train the smoke models from their recipes (fixed seed) in a scratch folder and run suites/smoke.yaml."""
+    session.install(*TORCH)
+    session.install("-e", ".")
+    scratch = Path(session.create_tmp()) / "smoke"
+    shutil.rmtree(scratch, ignore_errors=True)
+    (scratch / "suites").mkdir(parents=True)
+    shutil.copy(ROOT / "suites" / "smoke.yaml", scratch / "suites" / "smoke.yaml")
+    session.chdir(scratch)
+    session.run("robustcollapse", "eval", "suites/smoke.yaml", "--device", "cpu", "--json", "smoke.json")
+    return scratch / "smoke.json"
+
+
+@nox.session
+def regression(session: nox.Session) -> None:
+    """Fail when a fresh smoke run regresses against results/baselines/smoke.json beyond its tolerances."""
+    new = _fresh_smoke_run(session)
+    session.run("robustcollapse", "compare", str(BASELINE), str(new))
+
+
+@nox.session
+def update_baseline(session: nox.Session) -> None:
+    """Rewrite results/baselines/smoke.json from a fresh smoke run (commit it with the change that moved it)."""
+    new = _fresh_smoke_run(session)
+    shutil.copy(new, BASELINE)
+    session.log(f"baseline written: {BASELINE}")

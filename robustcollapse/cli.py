@@ -171,6 +171,53 @@ def inspect(suite_file: Path, model: str | None, device: str, data_root: Path | 
     console.print(table)
 
 
+@main.command()
+@click.argument("base", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("new", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--tolerances",
+    "tolerances_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="YAML of glob pattern -> absolute tolerance (overrides the suite's regression.tolerances).",
+)
+@friendly
+def compare(base: Path, new: Path, tolerances_file: Path | None) -> None:
+    """Diff two result documents; exit 1 if any metric regressed beyond its tolerance."""
+    from rich.table import Table
+
+    from robustcollapse.config import load_tolerances
+    from robustcollapse.report.compare import compare_documents, effective_tolerances, load_document
+
+    old_doc, new_doc = load_document(base), load_document(new)
+    override = load_tolerances(tolerances_file) if tolerances_file else None
+    rows = compare_documents(old_doc, new_doc, effective_tolerances(new_doc, override))
+    style = {
+        "regressed": "bold red",
+        "improved": "green",
+        "within": "dim",
+        "changed": "dim",
+        "missing": "yellow",
+        "new": "cyan",
+    }
+    table = Table(title=f"compare {base} → {new}", title_justify="left")
+    for col in ("model", "key", "old", "new", "delta", "tolerance", "verdict"):
+        table.add_column(col, justify="right" if col in ("old", "new", "delta", "tolerance") else "left")
+    for r in rows:
+        delta = r.new - r.old if r.old is not None and r.new is not None else None
+        cells = [f"{v:.4g}" if v is not None else "—" for v in (r.old, r.new, delta)]
+        table.add_row(r.model, r.key, *cells, f"{r.tolerance:g}", f"[{style[r.verdict]}]{r.verdict}[/]")
+    if rows:
+        console.print(table)
+    regressed = [r for r in rows if r.verdict == "regressed"]
+    counts = {v: sum(r.verdict == v for r in rows) for v in ("regressed", "improved", "within", "missing", "new")}
+    console.print(", ".join(f"{n} {v}" for v, n in counts.items()))
+    if regressed:
+        names = ", ".join(f"{r.model}:{r.key}" for r in regressed[:5])
+        err_console.print(f"[bold red]regression:[/] {names}" + (" …" if len(regressed) > 5 else ""))
+        sys.exit(1)
+
+
 @main.command(name="list")
 @click.argument("family", required=False)
 def list_(family: str | None) -> None:

@@ -113,6 +113,12 @@ class TestEntry(Strict):
     name: str | None = None
 
 
+class Regression(Strict):
+    """How `robustcollapse compare` judges this suite's results: glob pattern -> absolute tolerance."""
+
+    tolerances: dict[str, float] = {}
+
+
 class Suite(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
@@ -125,6 +131,7 @@ class Suite(Strict):
     )
     models: list[ModelEntry] = Field(min_length=1)
     tests: list[dict[str, Any]] = Field(min_length=1)
+    regression: Regression = Regression()
     _source: Path | None = PrivateAttr(None)
 
     @property
@@ -331,6 +338,21 @@ def _check_external(entry: ModelEntry, path: Path, lines: dict[Loc, int], loc: L
                 (*loc, "torchvision"),
                 f"unknown torchvision classifier {entry.torchvision!r}{hint}; see torchvision.models.list_models()",
             )
+
+
+class Tolerances(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tolerances: dict[str, float]
+
+
+def load_tolerances(path: str | Path) -> dict[str, float]:
+    """A YAML mapping of glob pattern -> absolute tolerance (under a `tolerances:` key, or at the top)."""
+    path = Path(path)
+    data, lines = load_yaml(path)
+    if "tolerances" not in data:
+        data = {"tolerances": data}
+    return validate(Tolerances, data, path, lines).tolerances
 
 
 def load_recipe(path: str | Path) -> Recipe:
