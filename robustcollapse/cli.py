@@ -218,6 +218,24 @@ def compare(base: Path, new: Path, tolerances_file: Path | None) -> None:
         sys.exit(1)
 
 
+@main.command()
+@click.argument("result", type=click.Path(dir_okay=False, path_type=Path))
+@friendly
+def show(result: Path) -> None:
+    """Re-print the terminal tables of a saved result document."""
+    from robustcollapse.config import Suite
+    from robustcollapse.report.compare import load_document
+    from robustcollapse.report.tables import print_results
+
+    doc = load_document(result)
+    try:
+        suite = Suite.model_validate(doc["suite"])
+    except Exception as exc:  # noqa: BLE001 - a document from another version or hand-edited
+        raise UserError(f"{result}: its `suite` section does not validate ({type(exc).__name__})") from None
+    print_results(doc, suite, console)
+    console.print(f"status: {doc.get('status')}; models: {', '.join(doc['models'])}")
+
+
 @main.command(name="list")
 @click.argument("family", required=False)
 def list_(family: str | None) -> None:

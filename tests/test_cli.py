@@ -63,6 +63,16 @@ def test_eval_prints_tables_and_writes_the_result_document(smoke_run, workdir):
     assert not (workdir / "results/smoke.json.partial").exists()
 
 
+def test_show_reprints_the_tables_of_a_saved_document(smoke_run, workdir):
+    result, _ = smoke_run
+    shown = invoke("show", "results/smoke.json")
+    assert shown.exit_code == 0
+    for title in ("clean: clean — accuracy and calibration (digits test)", "attack: attack — robust accuracy"):
+        assert title in shown.output
+    assert "│ acc " in shown.output and "status: complete; models: baseline, binary" in shown.output
+    assert invoke("show", "nope.json").exit_code == 2
+
+
 def test_same_seed_gives_identical_metrics(smoke_run, workdir):
     _, first = smoke_run
     result = invoke("eval", "suites/smoke.yaml", "--device", "cpu", "--json", "again.json")
