@@ -133,24 +133,30 @@ class Runner:
     seed: int
     num_classes: int
     memo: dict[tuple[str, float, int, int], Attacked] = field(default_factory=dict)
+    _correct: torch.Tensor | None = None
 
     def predict(self, x: torch.Tensor, batch_size: int) -> torch.Tensor:
         with torch.inference_mode():
             return torch.cat([self.model(x[i : i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
 
     def clean_correct(self, n: int) -> torch.Tensor:
-        return self.predict(self.x[:n], self.batch_size) == self.y[:n]
+        """Which of the first n points the model gets right (one pass over all points, computed once)."""
+        if self._correct is None:
+            self._correct = self.predict(self.x, self.batch_size) == self.y
+        return self._correct[:n]
 
     def robust(
         self, name: str, eps: float, steps: int, n: int, build: Callable[..., Any] | None = None
     ) -> torch.Tensor:
         """Robust mask of the first n points, sliced from a larger run of the same attack when there is one."""
+        n = min(n, len(self.x))
         for (memo_name, memo_eps, memo_steps, memo_n), res in self.memo.items():
             if (memo_name, memo_eps, memo_steps) == (name, eps, steps) and memo_n >= n:
                 return res.robust[:n]
         return self.run(name, eps, steps, n, build).robust
 
     def run(self, name: str, eps: float, steps: int, n: int, build: Callable[..., Any] | None = None) -> Attacked:
+        n = min(n, len(self.x))  # a suite limit below n_examples must not make a second, identical run
         key = (name, eps, steps, n)
         if key in self.memo:
             return self.memo[key]

@@ -16,13 +16,11 @@ from robustcollapse import registry
 from robustcollapse.config import TestEntry
 from robustcollapse.data import load_dataset
 from robustcollapse.errors import UserError
-from robustcollapse.evaluate.base import Context, TestKind, TestResult
+from robustcollapse.evaluate.base import Context, Pass, TestKind, TestResult
 from robustcollapse.metrics.ood import ood_report
 from robustcollapse.ood import SYNTHETIC, DetectorOptions, fit_shape, is_near, make_detector
 from robustcollapse.registry import register
 from robustcollapse.train import to_float
-
-METRICS = ("auroc", "aupr_in", "aupr_out", "fpr95")
 
 
 def known_sets() -> list[str]:
@@ -122,7 +120,8 @@ class Ood(TestKind):
         model = ctx.model.eval()
         n = params.n_examples
         id_images = to_float(ctx.test_split.x[:n])
-        id_pass = ctx.pass_over(id_images, ctx.test_split.y[:n])
+        test = ctx.forward_pass("test")  # shared with the other tests of this model; sliced, not recomputed
+        id_pass = Pass(test.z[:n], test.logits[:n], test.y[:n])
         train = ctx.forward_pass("train")
         options = DetectorOptions(params.energy_t, params.odin_t, params.odin_eps, params.knn_k, params.vim_dim)
         detectors = {}
