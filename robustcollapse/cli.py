@@ -236,6 +236,80 @@ def show(result: Path) -> None:
     console.print(f"status: {doc.get('status')}; models: {', '.join(doc['models'])}")
 
 
+@main.command()
+@click.argument("source")
+@click.option("--index", type=click.IntRange(min=0), default=0, show_default=True, help="Which test image.")
+@click.option("--size", type=click.IntRange(min=8), default=32, show_default=True, help="Side for an image file.")
+@click.option(
+    "--corruptions",
+    default="all",
+    show_default=True,
+    help="all, a family (noise, blur, weather, digital, extra) or comma-separated corruption names.",
+)
+@click.option("--severities", default="1,2,3,4,5", show_default=True, help="Comma-separated severities 1..5.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="PNG path [default: results/corruptions-<source>.png].",
+)
+@data_root_option
+@friendly
+def corrupt(
+    source: str,
+    index: int,
+    size: int,
+    corruptions: str,
+    severities: str,
+    seed: int,
+    out: Path | None,
+    data_root: Path | None,
+) -> None:
+    """Write a PNG grid of one image under every corruption x severity, to look at them.
+
+    SOURCE is a data set name (its test image --index) or an image file (resized to --size x --size, RGB)."""
+    from robustcollapse.corruptions import resolve
+    from robustcollapse.report.plots import corruption_grid
+
+    selection = corruptions if "," not in corruptions else [c.strip() for c in corruptions.split(",")]
+    try:
+        names = resolve(selection)
+        levels = [int(s) for s in severities.split(",")]
+    except ValueError as exc:
+        raise UserError(f"--corruptions/--severities: {exc}") from None
+    if not levels or any(not 1 <= s <= 5 for s in levels):
+        raise UserError(f"--severities: {severities!r}; allowed: comma-separated values from 1, 2, 3, 4, 5")
+    if Path(source).is_file():
+        image, title, stem = _image_file(Path(source), size), f"{Path(source).name} at {size}x{size}", Path(source).stem
+    else:
+        from robustcollapse.data import load_dataset
+
+        data = load_dataset(source, data_root)
+        if index >= len(data.test):
+            raise UserError(f"--index: {index}; {source} has {len(data.test)} test images (0..{len(data.test) - 1})")
+        image = data.test.x[index].float() / 255
+        title = f"{source} test image {index} (class {data.classes[int(data.test.y[index])]})"
+        stem = f"{source}-{index}"
+    path = out or Path("results") / f"corruptions-{stem}.png"
+    corruption_grid(image, names, levels, seed, path, f"{title}, seed {seed}")
+    console.print(f"grid: {path}")
+
+
+def _image_file(path: Path, size: int):
+    """An image file as a float (3, size, size) tensor in [0, 1] (Pillow, antialiased resize)."""
+    import numpy as np
+    import torch
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            pixels = np.asarray(img.convert("RGB").resize((size, size), Image.Resampling.LANCZOS))
+    except (UnidentifiedImageError, OSError) as exc:
+        raise UserError(f"{path}: not an image Pillow can read ({exc})") from None
+    return torch.from_numpy(pixels.copy()).permute(2, 0, 1).float() / 255
+
+
 @main.command(name="list")
 @click.argument("family", required=False)
 def list_(family: str | None) -> None:

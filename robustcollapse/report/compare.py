@@ -38,6 +38,7 @@ LOWER = (
     "fpr95",
     "aurc",
     "error",
+    "rel_drop",
 )
 DEFAULT_TOLERANCES = {"*": 0.02, "adv/flags/*": 0.0, "*/nc1": 0.05}
 

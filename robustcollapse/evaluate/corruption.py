@@ -1,0 +1,152 @@
+"""Test kind `corruption`: accuracy and calibration under the CIFAR-10-C common corruptions.
+
+Keys `shift/<corruption>/<severity>/{acc,nll,ece}`, the mean over the suite's severities `shift/<corruption>/acc`,
+`shift/clean/acc` on the same images, the mean corruption accuracy over the standard 15 `shift/mean/{acc,ece}` and
+its relative drop vs clean `shift/mean/rel_drop`, and the held-out four apart as `shift/extra/{acc,rel_drop}`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from pydantic import Field, field_validator
+from rich.table import Table
+
+from robustcollapse.config import TestEntry
+from robustcollapse.corruptions import EXTRA, STANDARD, corrupt, resolve
+from robustcollapse.data.corrupted import corrupted_folder, read_corrupted
+from robustcollapse.evaluate.base import Context, TestKind, TestResult
+from robustcollapse.metrics.calibration import calibration_report
+from robustcollapse.registry import register
+from robustcollapse.train import to_float
+
+
+class CorruptionParams(TestEntry):
+    kind: Literal["corruption"]
+    corruptions: str | list[str] = Field(
+        "all", description="all | noise | blur | weather | digital | extra | a list of corruption names"
+    )
+    severities: list[int] = Field([1, 2, 3, 4, 5], min_length=1)
+    source: Literal["generate", "npy"] = "generate"
+    n_examples: int = Field(1000, ge=1, description="test images per (corruption, severity)")
+    bins: int = Field(15, ge=1)
+
+    @field_validator("corruptions")
+    @classmethod
+    def _corruptions(cls, value: str | list[str]) -> str | list[str]:
+        resolve(value)
+        return value
+
+    @field_validator("severities")
+    @classmethod
+    def _severities(cls, value: list[int]) -> list[int]:
+        bad = [s for s in value if not 1 <= s <= 5]
+        if bad:
+            raise ValueError(f"severities {bad} out of range; allowed: 1, 2, 3, 4, 5")
+        return sorted(set(value))
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+@register("test", "corruption")
+class Corruption(TestKind):
+    """CIFAR-10-C common corruptions (generated on the device, or read from .npy): accuracy, NLL, ECE."""
+
+    Params = CorruptionParams
+    title = "corruption — accuracy under common corruptions"
+
+    @classmethod
+    def columns(cls, params: CorruptionParams) -> list[tuple[str, str, str]]:
+        return [
+            ("shift/clean/acc", "clean acc", ".4f"),
+            ("shift/mean/acc", "mean corr. acc (15)", ".4f"),
+            ("shift/mean/rel_drop", "rel. drop", ".4f"),
+            ("shift/mean/ece", "mean ECE", ".4f"),
+            ("shift/extra/acc", "held-out 4 acc", ".4f"),
+        ]
+
+    @classmethod
+    def tables(cls, doc: dict[str, Any], test_id: str, params: CorruptionParams, dataset: str) -> list[Table]:
+        """One table per model: corruptions as rows, severities as columns (accuracy), plus means."""
+        out = []
+        names = resolve(params.corruptions)
+        for model, metrics in doc["metrics"].items():
+            clean = metrics.get("shift/clean/acc")
+            source = params.source
+            table = Table(
+                title=f"{test_id} — {model}: accuracy per corruption × severity ({dataset}, {source}; "
+                f"clean {clean if clean is None else format(clean, '.4f')})",
+                title_justify="left",
+            )
+            table.add_column("corruption", style="bold")
+            for s in params.severities:
+                table.add_column(f"s{s}", justify="right")
+            table.add_column("mean", justify="right", style="bold")
+            for name in names:
+                cells = [metrics.get(f"shift/{name}/{s}/acc") for s in params.severities]
+                mean = metrics.get(f"shift/{name}/acc")
+                label = f"{name} [dim](held out)[/]" if name in EXTRA else name
+                table.add_row(label, *[("—" if v is None else f"{v:.3f}") for v in [*cells, mean]])
+            for group, label in (("mean", "mean of the standard 15"), ("extra", "mean of the held-out 4")):
+                value = metrics.get(f"shift/{group}/acc")
+                if value is not None:
+                    drop = metrics.get(f"shift/{group}/rel_drop")
+                    table.add_row(
+                        f"[italic]{label}[/]", *[""] * len(params.severities), f"{value:.3f} [dim](−{drop:.1%})[/]"
+                    )
+            out.append(table)
+        return out
+
+    @staticmethod
+    def run(ctx: Context, params: CorruptionParams) -> TestResult:
+        names = resolve(params.corruptions)
+        n = min(params.n_examples, len(ctx.test_split))
+        metrics: dict[str, float] = {}
+        details: dict[str, Any] = {"source": params.source, "seed": ctx.seed}
+        if params.source == "npy":
+            folder = corrupted_folder(ctx.data.name, ctx.data_root)
+            details["folder"] = str(folder)
+        clean_pass = ctx.forward_pass("test")  # the clean images the corrupted ones were made from
+        clean_logits, clean_y = clean_pass.logits[:n], clean_pass.y[:n]
+        clean_acc = calibration_report(clean_logits, clean_y, n_bins=params.bins)["acc"]
+        metrics["shift/clean/acc"] = clean_acc
+        x, device = ctx.test_split.x[:n], ctx.test_split.x.device
+        for name in names:
+            for s in params.severities:
+                if params.source == "npy":
+                    split = read_corrupted(folder, name, s, n).to(device)
+                    logits, y = ctx.pass_over(split.x).logits, split.y
+                else:
+                    logits = torch.cat(
+                        [
+                            ctx.pass_over(
+                                corrupt(
+                                    to_float(x[i : i + ctx.batch_size]),
+                                    name,
+                                    s,
+                                    seed=ctx.seed,
+                                    index=torch.arange(i, min(i + ctx.batch_size, n), device=device),
+                                )
+                            ).logits
+                            for i in range(0, n, ctx.batch_size)
+                        ]
+                    )
+                    y = clean_y
+                rep = calibration_report(logits, y, n_bins=params.bins)
+                for key in ("acc", "nll", "ece"):
+                    metrics[f"shift/{name}/{s}/{key}"] = rep[key]
+            metrics[f"shift/{name}/acc"] = _mean([metrics[f"shift/{name}/{s}/acc"] for s in params.severities])
+        for group, members in (("mean", STANDARD), ("extra", EXTRA)):
+            present = [c for c in names if c in members]
+            if present:
+                acc = _mean([metrics[f"shift/{c}/acc"] for c in present])
+                metrics[f"shift/{group}/acc"] = acc
+                metrics[f"shift/{group}/rel_drop"] = (clean_acc - acc) / clean_acc if clean_acc > 0 else 0.0
+                metrics[f"shift/{group}/ece"] = _mean(
+                    [metrics[f"shift/{c}/{s}/ece"] for c in present for s in params.severities]
+                )
+        details.update({"n": n, "corruptions": names, "severities": params.severities})
+        return TestResult(metrics, details)

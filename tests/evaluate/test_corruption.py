@@ -1,0 +1,136 @@
+"""The `corruption` test kind: generated corruptions and CIFAR-10-C .npy files in the real on-disk layout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from torch import nn
+
+from robustcollapse.cli import main
+from robustcollapse.config import ConfigError, load_suite
+from robustcollapse.corruptions import corrupt
+from robustcollapse.data import Dataset, Split
+from robustcollapse.data.corrupted import corrupted_folder, read_corrupted
+from robustcollapse.errors import DataNotFoundError, UserError
+from robustcollapse.evaluate.base import Context
+from robustcollapse.evaluate.corruption import Corruption, CorruptionParams
+
+
+class MeanBrightness(nn.Module):
+    """Class 1 when the mean pixel is above 0.3, else class 0: a model whose answers we can work out by hand."""
+
+    def forward_all(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        m = x.mean(dim=(1, 2, 3), keepdim=False)[:, None]
+        logits = torch.cat([-(m - 0.3) * 50, (m - 0.3) * 50], dim=1)
+        return m, logits
+
+
+def context(name: str, x: torch.Tensor, y: torch.Tensor, root: Path | None = None) -> Context:
+    data = Dataset(name, Split(x, y), Split(x, y), ["dark", "bright"], (0.5,) * 3, (0.25,) * 3)
+    return Context(MeanBrightness(), data, data.test, batch_size=7, seed=0, data_root=root)
+
+
+def images() -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    level = torch.linspace(0.1, 0.6, 20)
+    x = (level[:, None, None, None] + 0.05 * torch.rand(20, 3, 32, 32, generator=gen)).clamp(0, 1)
+    x = torch.round(x * 255).to(torch.uint8)
+    y = (x.float().mean(dim=(1, 2, 3)) / 255 > 0.3).long()
+    return x, y
+
+
+def write_cifar_c(root: Path, corruption: str, per: int) -> np.ndarray:
+    """DIR/CIFAR-10-C/<corruption>.npy (5·per, 32, 32, 3) uint8, severity s filled with the value 50·s."""
+    folder = root / "CIFAR-10-C"
+    folder.mkdir(parents=True, exist_ok=True)
+    arr = np.concatenate([np.full((per, 32, 32, 3), 50 * s, np.uint8) for s in range(1, 6)])
+    np.save(folder / f"{corruption}.npy", arr)
+    np.save(folder / "labels.npy", np.tile(np.arange(per) % 2, 5).astype(np.int64))
+    return arr
+
+
+def test_npy_reader_slices_one_severity(tmp_path):
+    write_cifar_c(tmp_path, "fog", per=6)
+    split = read_corrupted(corrupted_folder("cifar10", tmp_path), "fog", 3, n=4)
+    assert split.x.shape == (4, 3, 32, 32) and split.x.dtype == torch.uint8
+    assert bool((split.x == 150).all()) and split.y.tolist() == [0, 1, 0, 1]
+
+
+def test_npy_missing_data_is_a_clear_error(tmp_path):
+    with pytest.raises(DataNotFoundError, match=r"CIFAR-10-C.*labels.npy not found; download https://zenodo.org"):
+        corrupted_folder("cifar10", tmp_path)
+    with pytest.raises(UserError, match="source 'npy' exists for cifar10, cifar100 only, not 'mnist5k'"):
+        corrupted_folder("mnist5k", tmp_path)
+    write_cifar_c(tmp_path, "fog", per=2)
+    with pytest.raises(DataNotFoundError, match="snow.npy: not found"):
+        read_corrupted(corrupted_folder("cifar10", tmp_path), "snow", 1)
+
+
+def test_npy_source_scores_the_files_it_reads(tmp_path):
+    write_cifar_c(tmp_path, "fog", per=10)
+    x, y = images()
+    params = CorruptionParams(kind="corruption", corruptions=["fog"], severities=[1, 2, 5], source="npy", n_examples=8)
+    result = Corruption.run(context("cifar10", x, y, tmp_path), params)
+    m = result.metrics
+    # values 50, 100 -> mean below 0.3 -> class 0; 250 -> class 1; labels alternate 0, 1 -> half right each time
+    assert m["shift/fog/1/acc"] == m["shift/fog/2/acc"] == m["shift/fog/5/acc"] == 0.5
+    assert m["shift/clean/acc"] == 1.0 and m["shift/mean/acc"] == 0.5
+    assert m["shift/mean/rel_drop"] == pytest.approx(0.5)
+    assert "shift/extra/acc" not in m
+
+
+def test_generated_source_matches_corrupting_by_hand():
+    x, y = images()
+    params = CorruptionParams(
+        kind="corruption", corruptions=["contrast", "brightness", "saturate"], severities=[2, 5], n_examples=20
+    )
+    ctx = context("rgb", x, y)
+    m = Corruption.run(ctx, params).metrics
+    for name in ("contrast", "brightness", "saturate"):
+        for s in (2, 5):
+            by_hand = corrupt(x.float() / 255, name, s, seed=0)
+            acc = float((MeanBrightness().forward_all(by_hand)[1].argmax(1) == y).float().mean())
+            assert m[f"shift/{name}/{s}/acc"] == pytest.approx(acc), (name, s)
+        assert m[f"shift/{name}/acc"] == pytest.approx((m[f"shift/{name}/2/acc"] + m[f"shift/{name}/5/acc"]) / 2)
+    assert m["shift/mean/acc"] == pytest.approx((m["shift/contrast/acc"] + m["shift/brightness/acc"]) / 2)
+    assert m["shift/extra/acc"] == m["shift/saturate/acc"]
+    assert m["shift/brightness/5/acc"] < m["shift/clean/acc"], "+0.3 brightness pushes dark images over 0.3"
+
+
+def test_bad_corruption_names_and_severities_are_one_line_errors(tmp_path):
+    base = "name: t\ndataset: digits\nmodels:\n  - name: a\n    train: {backbone: mlp, head: linear}\ntests:\n"
+    for entry, expected in (
+        ("  - kind: corruption\n    corruptions: [fogg]\n", "tests[0].corruptions: unknown corruption 'fogg'"),
+        ("  - kind: corruption\n    severities: [0, 6]\n", "tests[0].severities: severities [0, 6] out of range"),
+        ("  - kind: corruption\n    source: disk\n", "tests[0].source: Input should be 'generate' or 'npy'"),
+    ):
+        path = tmp_path / "s.yaml"
+        path.write_text(base + entry)
+        with pytest.raises(ConfigError) as info:
+            load_suite(path)
+        assert expected in str(info.value) and "\n" not in str(info.value), str(info.value)
+
+
+def test_corrupt_command_writes_a_grid(workdir):
+    result = CliRunner().invoke(
+        main, ["corrupt", "digits", "--index", "3", "--corruptions", "noise", "--out", "grid.png"]
+    )
+    assert result.exit_code == 0, result.output
+    png = Path("grid.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 2000
+    bad = CliRunner().invoke(main, ["corrupt", "digits", "--corruptions", "fogg"])
+    assert bad.exit_code == 2 and "unknown corruption 'fogg'" in bad.output
+
+
+def test_smoke_suite_reports_its_corruption_section(workdir):
+    assert CliRunner().invoke(main, ["eval", "suites/smoke.yaml", "--device", "cpu"]).exit_code == 0
+    doc = json.loads(Path("results/smoke.json").read_text())
+    for model in ("baseline", "binary"):
+        m = doc["metrics"][model]
+        assert 0 < m["shift/mean/acc"] <= m["shift/clean/acc"] + 0.05
+        assert {"shift/gaussian_noise/5/acc", "shift/fog/1/ece", "shift/contrast/acc"} <= set(m)

@@ -1,0 +1,264 @@
+"""The 19 corruptions: shape, range, seeding, severity order, and the statistics their CIFAR parameters imply."""
+
+from __future__ import annotations
+
+import colorsys
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+from robustcollapse import corruptions as C
+from robustcollapse.corruptions import CORRUPTIONS, corrupt, resolve
+from robustcollapse.data import load_dataset
+
+ALL = list(CORRUPTIONS)
+
+
+@pytest.fixture(scope="module")
+def digits() -> torch.Tensor:
+    """100 real 28x28 grey MNIST digits in [0, 1]."""
+    return load_dataset("mnist5k").test.x[:100].float() / 255
+
+
+@pytest.fixture(scope="module")
+def colour() -> torch.Tensor:
+    """Smooth random colour images (bicubic upsampled 4x4 noise), 32x32, like natural images' low frequencies."""
+    gen = torch.Generator().manual_seed(0)
+    small = torch.rand(16, 3, 4, 4, generator=gen)
+    return torch.nn.functional.interpolate(small, size=(32, 32), mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def const(value: float, n: int = 4, c: int = 3, size: int = 32) -> torch.Tensor:
+    return torch.full((n, c, size, size), value)
+
+
+def rms(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).pow(2).mean().sqrt())
+
+
+def test_table_matches_the_benchmark():
+    assert len(CORRUPTIONS) == 19 and len(C.STANDARD) == 15
+    assert C.EXTRA == ["speckle_noise", "gaussian_blur", "spatter", "saturate"]
+    assert C.STANDARD[:3] == ["gaussian_noise", "shot_noise", "impulse_noise"] and C.STANDARD[-1] == "jpeg_compression"
+    assert resolve("weather") == ["snow", "frost", "fog", "brightness"]
+    assert resolve("all") == ALL
+    assert all(len(c.params) == 5 for c in CORRUPTIONS.values())
+    with pytest.raises(ValueError, match="unknown corruption 'fogg'"):
+        resolve(["fogg"])
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_shape_range_and_seeding(name, colour, digits):
+    for x in (colour, digits[:16]):
+        for s in (1, 5):
+            y = corrupt(x, name, s, seed=3)
+            assert y.shape == x.shape and y.dtype == torch.float32
+            assert float(y.min()) >= 0 and float(y.max()) <= 1
+            assert torch.equal(y, corrupt(x, name, s, seed=3)), "a rerun must be identical"
+            # image i is corrupted the same way whichever batch it arrives in
+            part = corrupt(x[5:9], name, s, seed=3, index=torch.arange(5, 9))
+            assert torch.allclose(part, y[5:9], atol=1e-6)
+
+
+RANDOM = [n for n in ALL if n not in ("defocus_blur", "zoom_blur", "brightness", "contrast", "pixelate",
+                                      "jpeg_compression", "gaussian_blur", "saturate")]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", RANDOM)
+def test_seed_changes_the_random_corruptions(name, colour):
+    assert not torch.equal(corrupt(colour, name, 3, seed=0), corrupt(colour, name, 3, seed=1))
+
+
+# The CIFAR tables are not monotone for these; each gets its own test of what its parameters do imply.
+NOT_MONOTONE = {"glass_blur", "elastic_transform", "saturate", "frost"}
+
+
+@pytest.mark.parametrize("name", [n for n in ALL if n not in NOT_MONOTONE])
+def test_distance_from_clean_grows_with_severity(name, digits):
+    d = [rms(corrupt(digits, name, s), digits) for s in range(1, 6)]
+    # motion blur and snow draw a new random angle per severity, so neighbouring severities may tie
+    assert all(b > a * 0.97 for a, b in zip(d, d[1:], strict=False)), d
+    assert d[4] > 1.2 * d[0], d
+
+
+def test_non_monotone_tables_do_what_their_parameters_say(digits, colour):
+    glass = [rms(corrupt(digits, "glass_blur", s), digits) for s in range(1, 6)]
+    assert glass[3] > glass[1] and glass[4] > glass[2], "two shuffle passes move more than one at the same sigma"
+    sat = [rms(corrupt(colour, "saturate", s), colour) for s in range(1, 6)]
+    assert sat[1] > sat[0] and sat[2] < sat[3] < sat[4], "desaturation 0.3 -> 0.1, then 1.5x, 2x+0.1, 2.5x+0.2"
+    # elastic: the affine jitter shrinks (2.56 -> 0.96 px) while the smooth displacement grows: severity 1 is
+    # purely affine, so a constant image is untouched and a structured one moves
+    assert torch.allclose(corrupt(const(0.3), "elastic_transform", 1), const(0.3), atol=1e-6)
+    frost = [rms(corrupt(digits, "frost", s), digits) for s in range(1, 6)]
+    assert frost[4] > frost[0]
+
+
+def test_gaussian_and_speckle_noise_std_match_the_sigma_table():
+    x = const(0.5, n=8)
+    for s, sigma in enumerate(CORRUPTIONS["gaussian_noise"].params, 1):
+        std = float((corrupt(x, "gaussian_noise", s) - x).std())
+        assert std == pytest.approx(sigma, rel=0.03)
+    for s, sigma in enumerate(CORRUPTIONS["speckle_noise"].params, 1):
+        std = float((corrupt(x, "speckle_noise", s) - x).std())
+        assert std == pytest.approx(0.5 * sigma, rel=0.03)
+
+
+def test_shot_noise_is_poisson_with_the_lambda_table():
+    x = const(0.5, n=8)
+    for s, lam in enumerate(CORRUPTIONS["shot_noise"].params, 1):
+        y = corrupt(x, "shot_noise", s)
+        assert float(y.mean()) == pytest.approx(0.5, abs=0.003)
+        assert float(y.std()) == pytest.approx(math.sqrt(0.5 / lam), rel=0.04)
+        assert torch.allclose(y * lam, torch.round(y * lam), atol=1e-4), "counts / lambda"
+
+
+@pytest.mark.parametrize("mean", [0.3, 3.0, 20.0, 40.0])
+def test_poisson_sampler_moments(mean):
+    rng = C.Rng.for_images(0, "p", 1, torch.arange(4))
+    k = rng.poisson(0, torch.full((4, 1, 100, 100), mean))
+    assert float(k.mean()) == pytest.approx(mean, rel=0.03, abs=0.01)
+    assert float(k.var()) == pytest.approx(mean, rel=0.06)
+
+
+def test_impulse_noise_flips_the_amount_half_salt_half_pepper():
+    x = const(0.5, n=8)
+    for s, amount in enumerate(CORRUPTIONS["impulse_noise"].params, 1):
+        y = corrupt(x, "impulse_noise", s)
+        flipped = y != 0.5
+        assert float(flipped.float().mean()) == pytest.approx(amount, rel=0.1)
+        assert float((y[flipped] == 1).float().mean()) == pytest.approx(0.5, abs=0.05)
+
+
+def test_gaussian_blur_equals_scipy_with_nearest_border(colour):
+    for s, sigma in enumerate(CORRUPTIONS["gaussian_blur"].params, 1):
+        ours = corrupt(colour, "gaussian_blur", s).numpy()
+        ref = ndimage.gaussian_filter(colour.numpy(), sigma=(0, 0, sigma, sigma), mode="nearest", truncate=4.0)
+        np.testing.assert_allclose(ours, ref, atol=1e-5)
+
+
+def test_defocus_is_the_aliased_disk_with_reflect101_border(colour):
+    for s, (radius, alias) in enumerate(CORRUPTIONS["defocus_blur"].params, 1):
+        kernel = C.disk_kernel(radius, alias)
+        assert kernel.shape[0] % 2 == 1 and float(kernel.sum()) == pytest.approx(1, abs=1e-6)
+        assert torch.allclose(kernel, kernel.T) and torch.allclose(kernel, kernel.flip(0))
+        ours = corrupt(colour, "defocus_blur", s).numpy()
+        ref = ndimage.correlate(colour.numpy(), kernel.numpy()[None, None], mode="mirror")
+        np.testing.assert_allclose(ours, np.clip(ref, 0, 1), atol=1e-5)
+
+
+def test_pixelate_matches_the_downsample_factor():
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    for s, factor in enumerate(CORRUPTIONS["pixelate"].params, 1):
+        y = corrupt(x, "pixelate", s)
+        columns = torch.unique(y[0, 0], dim=1).shape[1]
+        rows = torch.unique(y[0, 0], dim=0).shape[0]
+        assert columns == rows == int(32 * factor)
+    # an integer factor is plain block averaging then block repetition
+    blocks = C.box_resize(x, (16, 16))
+    assert torch.allclose(blocks, torch.nn.functional.avg_pool2d(x, 2), atol=1e-6)
+
+
+def test_brightness_and_saturate_match_hsv_from_the_standard_library(colour):
+    pixels = colour[0].permute(1, 2, 0).reshape(-1, 3)[::37]
+    for name, s, change in (("brightness", 4, lambda h, sat, v: (h, sat, min(v + 0.2, 1))),
+                            ("saturate", 5, lambda h, sat, v: (h, min(sat * 2.5 + 0.2, 1), v))):  # fmt: skip
+        out = corrupt(colour[:1], name, s)[0].permute(1, 2, 0).reshape(-1, 3)[::37]
+        for p, o in zip(pixels.tolist(), out.tolist(), strict=True):
+            expected = colorsys.hsv_to_rgb(*change(*colorsys.rgb_to_hsv(*p)))
+            assert o == pytest.approx(expected, abs=1e-4)
+
+
+def test_contrast_scales_the_deviation_from_the_channel_mean():
+    x = 0.5 + 0.1 * (torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(2)) - 0.5)
+    for s, c in enumerate(CORRUPTIONS["contrast"].params, 1):
+        y = corrupt(x, "contrast", s)
+        assert torch.allclose(y.mean(dim=(2, 3)), x.mean(dim=(2, 3)), atol=1e-6)
+        assert torch.allclose(y.std(dim=(2, 3)), c * x.std(dim=(2, 3)), rtol=1e-4)
+
+
+def test_jpeg_error_falls_with_quality(colour):
+    errors = [rms(corrupt(colour, "jpeg_compression", s), colour) for s in range(1, 6)]
+    assert errors == sorted(errors) and errors[0] > 1 / 255
+
+
+def test_glass_blur_at_tiny_sigma_only_shuffles_pixels(colour):
+    """Severity 1 blurs with σ = 0.05 (kernel radius 0): what is left is a permutation of the quantised pixels."""
+    y = corrupt(colour[:2], "glass_blur", 1)
+    quantised = torch.floor(colour[:2] * 255) / 255
+    for i in range(2):
+        ours = sorted(map(tuple, y[i].reshape(3, -1).T.tolist()))
+        ref = sorted(map(tuple, quantised[i].reshape(3, -1).T.tolist()))
+        assert ours == ref
+    assert not torch.equal(y, quantised)
+
+
+def test_blurs_keep_constant_images_and_motion_blur_conserves_mass():
+    for name in ("defocus_blur", "motion_blur", "zoom_blur", "gaussian_blur", "glass_blur"):
+        assert torch.allclose(corrupt(const(0.4), name, 5), const(0.4), atol=2 / 255), name
+    dot = torch.zeros(3, 1, 64, 64)
+    dot[:, :, 32, 32] = 1
+    blurred = C.motion_blur_batch(dot, 6, 1.5, torch.tensor([0.0, 30.0, -45.0]))
+    assert torch.allclose(blurred.sum(dim=(1, 2, 3)), torch.ones(3), atol=1e-5)
+    assert int((blurred[0] > 0).sum()) <= 13 and float(blurred[0, 0, 32, 32]) == blurred[0].max()
+    # output(p) gathers x(p + offset): with angle 0 a dot trails towards -x, one-sided, as ImageMagick's
+    assert float(blurred[0, 0, 32, :32].sum()) > 0.5 and float(blurred[0, 0, 32, 33:].sum()) == 0
+
+
+def test_fog_adds_a_plasma_fractal_scaled_by_the_image_peak():
+    x = const(0.5, n=3, c=1)
+    for s, (strength, _) in enumerate(CORRUPTIONS["fog"].params, 1):
+        y = corrupt(x, "fog", s)
+        plasma = (y * (0.5 + strength) / 0.5 - 0.5) / strength
+        assert float(plasma.amin()) == pytest.approx(0, abs=1e-5) and float(plasma.amax()) == pytest.approx(1, abs=1e-5)
+    assert torch.equal(corrupt(const(0.0), "fog", 3), const(0.0)), "a black image stays black"
+
+
+def test_snow_and_water_only_brighten_and_mud_pulls_towards_brown(colour):
+    for s in range(1, 6):
+        assert bool((corrupt(colour, "snow", s) >= colour - 1e-6).all())
+    for s in (1, 2, 3):
+        assert bool((corrupt(colour, "spatter", s) >= colour - 1e-6).all())
+    brown = torch.tensor([63, 42, 20]).view(1, 3, 1, 1) / 255
+    mud = corrupt(colour, "spatter", 5)
+    moved = (mud - colour).abs().sum(1, keepdim=True) > 1e-4
+    assert bool(moved.any())
+    closer = (mud - brown).abs().sum(1, keepdim=True) <= (colour - brown).abs().sum(1, keepdim=True) + 1e-5
+    assert bool(closer[moved].all())
+
+
+def test_frost_texture_statistics_and_grey_input_stays_grey(digits):
+    tex = C.frost_textures(6, 128, 0)
+    assert float(tex.mean()) == pytest.approx(0.42, abs=0.05) and 0.12 < float(tex.std()) < 0.3
+    means = tex.mean(dim=(0, 2, 3))
+    assert means[2] >= means[1] >= means[0], "pale blue ice"
+    for name in ("frost", "spatter", "saturate"):
+        assert corrupt(digits[:4], name, 5).shape == (4, 1, 28, 28)
+    saturated = corrupt(digits[:4], "saturate", 3)
+    assert torch.allclose(saturated, digits[:4], atol=1e-5), "no saturation to scale in a grey image"
+
+
+def test_uniform_numbers_are_uniform_and_differ_per_image():
+    rng = C.Rng.for_images(0, "u", 1, torch.arange(3))
+    u = rng.uniform(0, 100_000)
+    assert float(u.mean()) == pytest.approx(0.5, abs=0.005) and float(u.var()) == pytest.approx(1 / 12, rel=0.02)
+    assert float((u[0] - u[1]).abs().mean()) > 0.3
+    z = rng.normal(0, 100_000)
+    assert float(z.mean()) == pytest.approx(0, abs=0.01) and float(z.std()) == pytest.approx(1, rel=0.01)
+
+
+def test_pixelate_and_jpeg_match_pillow():
+    from PIL import Image
+
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randint(0, 256, (2, 3, 32, 32), generator=gen, dtype=torch.uint8)
+    for s, factor in enumerate(CORRUPTIONS["pixelate"].params, 1):
+        ours = corrupt(x.float() / 255, "pixelate", s)
+        for i in range(2):
+            img = Image.fromarray(x[i].permute(1, 2, 0).numpy())
+            small = img.resize((int(32 * factor), int(32 * factor)), Image.Resampling.BOX)
+            ref = torch.from_numpy(np.asarray(small.resize((32, 32), Image.Resampling.BOX)).copy()).permute(2, 0, 1)
+            # Pillow rounds its intermediate image to uint8; we stay in float
+            assert float((ours[i] * 255 - ref.float()).abs().max()) <= 1.01, (s, i)
