@@ -2,7 +2,7 @@
 
 Every function takes float images (N, C, H, W) in [0, 1] with C = 1 or 3 and returns the same shape in [0, 1].
 Parameters are the `make_cifar_c.py` values (hendrycks/robustness) per severity 1..5, kept in one table per
-corruption (`PARAMS`); they are the CIFAR ones whatever the image size.
+corruption (`CORRUPTIONS[name].params`); they are the CIFAR ones whatever the image size.
 
 Randomness is counter-based: every random number is a hash of (seed, corruption, severity, image index, stream,
 element), so an image is corrupted the same way whatever the batch it arrives in, and the same on CPU and GPU.

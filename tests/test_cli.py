@@ -28,6 +28,7 @@ def test_eval_prints_tables_and_writes_the_result_document(smoke_run, workdir):
     assert "clean: clean — accuracy and calibration (digits test)" in result.output
     assert "collapse: collapse — neural-collapse and binarity" in result.output
     assert "attack: attack — robust accuracy (digits test)" in result.output
+    assert "corruption — baseline: accuracy per corruption × severity" in result.output
     assert "results: results/smoke.json" in result.output
     assert doc["schema_version"] == 1 and doc["status"] == "complete"
     assert set(doc["metrics"]) == {"baseline", "binary"}
@@ -56,6 +57,11 @@ def test_eval_prints_tables_and_writes_the_result_document(smoke_run, workdir):
             assert worst <= metrics["clean/acc@attack"]
         assert set(doc["flags"][model]["attack"]) == set(CHECKS)
         assert all(metrics[f"adv/flags/{c}"] in (0.0, 1.0) for c in CHECKS)
+        assert 0 < metrics["shift/mean/acc"] <= metrics["shift/clean/acc"] + 0.05
+        assert metrics["shift/defocus_blur/5/acc"] <= metrics["shift/defocus_blur/1/acc"]
+        assert {"shift/gaussian_noise/5/acc", "shift/fog/1/ece", "shift/contrast/acc", "shift/extra/acc"} <= set(
+            metrics
+        )
         assert len(doc["models"][model]["sha256"]) == 64
         assert doc["details"][model]["clean"]["n"] == 360
     assert doc["env"]["seed"] == 0 and doc["env"]["torch"]

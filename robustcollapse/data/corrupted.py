@@ -51,6 +51,6 @@ def read_corrupted(folder: Path, corruption: str, severity: int, n: int | None =
     per = images.shape[0] // 5
     count = per if n is None else min(n, per)
     start = (severity - 1) * per
-    x = torch.from_numpy(np.ascontiguousarray(images[start : start + count]))
-    y = torch.from_numpy(np.asarray(labels[start : start + count], dtype=np.int64))
+    x = torch.from_numpy(np.array(images[start : start + count]))  # reads this slice only
+    y = torch.from_numpy(np.array(labels[start : start + count], dtype=np.int64))
     return Split(to_uint8_nchw(x), y)
