@@ -237,6 +237,31 @@ def show(result: Path) -> None:
 
 
 @main.command()
+@click.argument("result", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for the PNGs and index.html [default: results/report-<suite name>/].",
+)
+@friendly
+def report(result: Path, out: Path | None) -> None:
+    """Plots (PNG) and one self-contained HTML page from a saved result document."""
+    from robustcollapse.report.compare import load_document
+    from robustcollapse.report.html import write_report
+
+    doc = load_document(result)
+    folder = out or Path("results") / f"report-{doc['suite'].get('name', result.stem)}"
+    try:
+        page, figures = write_report(doc, folder)
+    except UserError as exc:
+        raise UserError(f"{result}: {exc}") from None
+    for path in figures:
+        console.print(f"figure: {path}")
+    console.print(f"page: {page}")
+
+
+@main.command()
 @click.argument("source")
 @click.option("--index", type=click.IntRange(min=0), default=0, show_default=True, help="Which test image.")
 @click.option("--size", type=click.IntRange(min=8), default=32, show_default=True, help="Side for an image file.")

@@ -14,6 +14,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from robustcollapse.config import Recipe
 from robustcollapse.data import Dataset, Split
 from robustcollapse.errors import UserError
+from robustcollapse.metrics.binarity import sign_codes, two_means_separation
+from robustcollapse.metrics.collapse import collapse_report
 from robustcollapse.models import Classifier, ModelSpec, build_model
 from robustcollapse.models.checkpoint import save_checkpoint
 
@@ -90,6 +92,25 @@ def accuracy(model: Classifier, split: Split, batch_size: int = 1024) -> float:
     return hits / max(len(split), 1)
 
 
+TRACK_SAMPLES = 1000
+
+
+@torch.inference_mode()
+def epoch_collapse(model: Classifier, subset: Split, num_classes: int) -> dict[str, float]:
+    """Collapse figures of the current model on a fixed training subset, cheap enough to log every epoch:
+    NC1, distance of the class means (and classifier rows) from the simplex ETF, NC3, sign-code agreement and the
+    2-means binarity of z."""
+    model.eval()
+    z, logits = model.forward_all(to_float(subset.x))
+    layer = model.classifier_layer()
+    weight = None if layer is None or layer.weight.shape[1] != z.shape[1] else layer.weight.detach()
+    rep = collapse_report(z.float(), subset.y, logits.float(), weight, num_classes)
+    row = {f"nc/{k}": rep[k] for k in ("nc1", "etf_means", "etf_w", "nc3") if k in rep}
+    row["bin/same_code"] = sign_codes(z.float(), subset.y, num_classes)["same_code"]
+    row["bin/two_means_sep"] = two_means_separation(z.float())
+    return row
+
+
 def train_model(
     recipe: Recipe, data: Dataset, device: torch.device, console: Console | None = None
 ) -> tuple[Classifier, list[dict[str, float]]]:
@@ -101,6 +122,7 @@ def train_model(
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, recipe.epochs) if recipe.schedule == "cosine" else None
     train = data.train
     n = len(train)
+    tracked = train.head(min(TRACK_SAMPLES, n))  # the fixed subset whose collapse is logged every epoch
     steps = n // recipe.batch_size if n % recipe.batch_size == 1 else math.ceil(n / recipe.batch_size)
     history: list[dict[str, float]] = []
     label = f"{recipe.backbone.name}+{recipe.head.name}"
@@ -146,6 +168,7 @@ def train_model(
                 "test_acc": accuracy(model, data.test),
                 "seconds": time.perf_counter() - start,
                 **model.head.history_fields(),
+                **epoch_collapse(model, tracked, data.num_classes),
             }
             history.append(row)
             progress.update(task, advance=1, loss=row["loss"], acc=row["train_acc"], test=row["test_acc"])

@@ -6,7 +6,7 @@ from typing import Literal
 
 from robustcollapse.config import TestEntry
 from robustcollapse.evaluate.base import Context, TestKind, TestResult
-from robustcollapse.metrics.binarity import gmm_binarity, sign_codes
+from robustcollapse.metrics.binarity import gmm_binarity, latent_histograms, sign_codes
 from robustcollapse.metrics.collapse import collapse_report
 from robustcollapse.registry import register
 
@@ -79,5 +79,6 @@ class Collapse(TestKind):
             "n": int(p.y.numel()),
             "latent_dim": int(p.z.shape[1]),
             "nc3": "measured" if weight is not None else "not applicable: no linear classifier on z",
+            "latent_histograms": latent_histograms(p.z),
         }
         return TestResult(metrics, details=details)

@@ -17,7 +17,7 @@ from robustcollapse.config import TestEntry
 from robustcollapse.data import load_dataset
 from robustcollapse.errors import UserError
 from robustcollapse.evaluate.base import Context, Pass, TestKind, TestResult
-from robustcollapse.metrics.ood import ood_report
+from robustcollapse.metrics.ood import ood_report, roc_points
 from robustcollapse.ood import SYNTHETIC, DetectorOptions, fit_shape, is_near, make_detector
 from robustcollapse.registry import register
 from robustcollapse.train import to_float
@@ -133,14 +133,17 @@ class Ood(TestKind):
         metrics: dict[str, float] = {}
         near = params.near if params.near is not None else [s for s in params.sets if is_near(s, ctx.data.name)]
         groups = {"near": [s for s in params.sets if s in near], "far": [s for s in params.sets if s not in near]}
-        sizes = {}
+        sizes: dict[str, int] = {}
+        roc: dict[str, dict[str, dict[str, list[float]]]] = {}
         for set_name in params.sets:
             images = ood_images(ctx, set_name, n)
             sizes[set_name] = len(images)
             ood_pass = ctx.pass_over(images)
             for name, det in detectors.items():
-                report = ood_report(id_scores[name], det.score(ood_pass, images, model))
+                ood_scores = det.score(ood_pass, images, model)
+                report = ood_report(id_scores[name], ood_scores)
                 metrics.update({f"ood/{set_name}/{name}/{k}": v for k, v in report.items()})
+                roc.setdefault(set_name, {})[name] = roc_points(id_scores[name], ood_scores)
         for group, members in groups.items():
             for name in detectors:
                 for metric in ("auroc", "fpr95"):
@@ -153,5 +156,6 @@ class Ood(TestKind):
             "n_in_distribution": len(id_images),
             "n_ood": sizes,
             "groups": groups,
+            "roc": roc,
         }
         return TestResult(metrics, details)

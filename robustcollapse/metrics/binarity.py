@@ -45,6 +45,35 @@ def gmm_binarity(z: torch.Tensor, seed: int = 0) -> dict[str, float]:
     }
 
 
+def latent_histograms(z: torch.Tensor, max_dims: int = 16, bins: int = 40) -> list[dict[str, object]]:
+    """Histograms of the first `max_dims` latent coordinates (each over its own range), for plots."""
+    out = []
+    for dim in range(min(max_dims, z.shape[1])):
+        col = z[:, dim].double().cpu()
+        lo, hi = float(col.min()), float(col.max())
+        hi = hi if hi > lo else lo + 1e-6
+        counts = torch.histc(col, bins=bins, min=lo, max=hi)
+        out.append({"dim": dim, "lo": lo, "hi": hi, "counts": [int(c) for c in counts]})
+    return out
+
+
+def two_means_separation(z: torch.Tensor, iterations: int = 15) -> float:
+    """A cheap binarity figure for per-epoch tracking: per dimension, 1-D 2-means (started at the quartiles) on the
+    standardised values, |c1 - c2| / pooled within-cluster std, averaged over dimensions (cf. `peak_sep`)."""
+    v = z.double()
+    v = (v - v.mean(0)) / v.std(0).clamp_min(1e-12)
+    c = torch.stack([v.quantile(0.25, dim=0), v.quantile(0.75, dim=0)])  # (2, d)
+    for _ in range(iterations):
+        upper = (v - c[0]).abs() > (v - c[1]).abs()
+        n_up = upper.sum(0).clamp_min(1)
+        n_lo = (~upper).sum(0).clamp_min(1)
+        c = torch.stack([(v * ~upper).sum(0) / n_lo, (v * upper).sum(0) / n_up])
+    upper = (v - c[0]).abs() > (v - c[1]).abs()
+    resid = torch.where(upper, v - c[1], v - c[0])
+    pooled = resid.pow(2).mean(0).sqrt().clamp_min(1e-6)
+    return float(((c[1] - c[0]).abs() / pooled).mean())
+
+
 def class_codes(z: torch.Tensor, y: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Each class's most frequent sign pattern 1[z - mu_G > 0] (K x d bool), how many of its samples carry it
     (K,), and the number of distinct patterns over all samples."""

@@ -26,6 +26,17 @@ def fpr_at_tpr(id_scores: torch.Tensor, ood_scores: torch.Tensor, tpr_level: flo
     return float(fpr[np.searchsorted(tpr, tpr_level, side="left")])
 
 
+def roc_points(id_scores: torch.Tensor, ood_scores: torch.Tensor, points: int = 101) -> dict[str, list[float]]:
+    """The ROC curve (OOD positive) sampled at `points` evenly spaced FPRs: TPR = the best reached at that FPR."""
+    labels, scores = _labels_scores(id_scores, ood_scores)
+    scores = np.nan_to_num(scores, nan=np.inf, posinf=np.finfo(np.float64).max)
+    fpr, tpr, _ = roc_curve(labels, scores)
+    grid = np.linspace(0, 1, points)
+    best = np.maximum.accumulate(tpr)
+    reached = best[np.searchsorted(fpr, grid, side="right") - 1]
+    return {"fpr": [round(float(v), 4) for v in grid], "tpr": [round(float(v), 4) for v in reached]}
+
+
 def ood_report(id_scores: torch.Tensor, ood_scores: torch.Tensor) -> dict[str, float]:
     """AUROC, AUPR-In, AUPR-Out and FPR@95TPR of OOD-vs-ID scores."""
     labels, scores = _labels_scores(id_scores, ood_scores)

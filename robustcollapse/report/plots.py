@@ -44,3 +44,143 @@ def corruption_grid(
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Figures of a result document (robustcollapse report)
+
+COLOURS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def reliability_diagram(bins_by_model: dict[str, list[dict]], path: Path) -> Path:
+    """Per model: accuracy vs confidence per bin (bars, width = bin), the diagonal, and the sample share."""
+    models = list(bins_by_model)
+    fig, axes = plt.subplots(1, len(models), figsize=(3.6 * len(models), 3.6), squeeze=False)
+    for ax, model in zip(axes[0], models, strict=True):
+        bins = bins_by_model[model]
+        total = sum(b["count"] for b in bins) or 1
+        lo = [b["lo"] for b in bins]
+        width = [b["hi"] - b["lo"] for b in bins]
+        ax.bar(lo, [b["acc"] if b["count"] else 0 for b in bins], width=width, align="edge", edgecolor="black",
+               color=COLOURS[0], alpha=0.8, label="accuracy")  # fmt: skip
+        ax.bar(lo, [b["count"] / total for b in bins], width=width, align="edge", color="grey", alpha=0.35,
+               label="share of samples")  # fmt: skip
+        ax.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy", title=model)
+        ax.legend(fontsize=7, loc="upper left")
+    return _save(fig, path)
+
+
+def eps_curves(curves: dict[str, dict[str, list[tuple[float, float]]]], norm: str, path: Path) -> Path:
+    """One panel per attack (and the worst case): robust accuracy against ε, one line per model."""
+    attacks = list(curves)
+    fig, axes = plt.subplots(1, len(attacks), figsize=(3.4 * len(attacks), 3.3), squeeze=False, sharey=True)
+    for ax, attack in zip(axes[0], attacks, strict=True):
+        for i, (model, points) in enumerate(curves[attack].items()):
+            xs, ys = zip(*sorted(points), strict=True)
+            ax.plot(xs, ys, "o-", color=COLOURS[i % len(COLOURS)], label=model)
+        ax.set(xlabel=f"ε ({norm})", title=attack, ylim=(-0.02, 1.02))
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("robust accuracy")
+    axes[0, -1].legend(fontsize=8)
+    return _save(fig, path)
+
+
+def corruption_heatmap(grids: dict[str, tuple[list[str], list[int], list[list[float]]]], path: Path) -> Path:
+    """Per model: accuracy as a corruption x severity heat map, values written in the cells."""
+    models = list(grids)
+    rows = len(next(iter(grids.values()))[0])
+    fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models) + 1.5, 0.32 * rows + 1.4), squeeze=False)
+    for ax, model in zip(axes[0], models, strict=True):
+        names, severities, acc = grids[model]
+        image = ax.imshow(acc, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+        for r, row in enumerate(acc):
+            for c, v in enumerate(row):
+                ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v < 0.6 else "black")
+        ax.set_xticks(range(len(severities)), [str(s) for s in severities])
+        ax.set_yticks(range(len(names)), names, fontsize=8)
+        ax.set(xlabel="severity", title=model)
+    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="accuracy")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def roc_curves(roc: dict[str, dict[str, dict[str, list[float]]]], model: str, path: Path) -> Path:
+    """One panel per OOD set: ROC curves (OOD positive) of every detector, for one model."""
+    sets = list(roc)
+    fig, axes = plt.subplots(1, len(sets), figsize=(3.3 * len(sets), 3.4), squeeze=False)
+    for ax, name in zip(axes[0], sets, strict=True):
+        for i, (det, curve) in enumerate(roc[name].items()):
+            ax.plot(curve["fpr"], curve["tpr"], color=COLOURS[i % len(COLOURS)], label=det, linewidth=1.2)
+        ax.plot([0, 1], [0, 1], "k:", linewidth=0.8)
+        ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="FPR (in-distribution flagged)", title=f"{model} vs {name}")
+    axes[0, 0].set_ylabel("TPR (OOD caught)")
+    axes[0, -1].legend(fontsize=7, loc="lower right")
+    return _save(fig, path)
+
+
+def latent_histograms(hists: list[dict], model: str, path: Path) -> Path:
+    """One small histogram per latent coordinate: two peaks per coordinate is what a binary encoding looks like."""
+    n = len(hists)
+    cols = min(n, 8)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.3 * rows + 0.5), squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, h in zip(axes.flat, hists, strict=False):
+        ax.set_axis_on()
+        counts = h["counts"]
+        step = (h["hi"] - h["lo"]) / len(counts)
+        ax.bar([h["lo"] + i * step for i in range(len(counts))], counts, width=step, align="edge", color=COLOURS[0])
+        ax.set_title(f"z[{h['dim']}]", fontsize=7)
+        ax.tick_params(labelsize=5)
+        ax.set_yticks([])
+    fig.suptitle(f"{model}: per-coordinate distribution of z", fontsize=9)
+    return _save(fig, path)
+
+
+TRAINING_PANELS = [
+    ("train_acc", "training accuracy", False),
+    ("test_acc", "test accuracy", False),
+    ("nc/nc1", "NC1 (log)", True),
+    ("nc/etf_means", "class means: distance to simplex ETF", False),
+    ("nc/etf_w", "classifier: distance to simplex ETF", False),
+    ("bin/same_code", "same sign code as class", False),
+    ("bin/two_means_sep", "binarity (2-means separation)", False),
+    ("loss", "training loss (log)", True),
+]
+
+
+def training_curves(histories: dict[str, list[dict]], path: Path) -> Path | None:
+    """Collapse over training: one panel per logged quantity, one line per model, against the epoch."""
+    panels = [p for p in TRAINING_PANELS if any(p[0] in row for h in histories.values() for row in h)]
+    if not panels:
+        return None
+    cols = 4
+    rows = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.7 * rows), squeeze=False)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_axis_off()
+    for ax, (key, label, log) in zip(axes.flat, panels, strict=False):
+        for i, (model, history) in enumerate(histories.items()):
+            points = [(row["epoch"], row[key]) for row in history if key in row and row[key] is not None]
+            if points:
+                xs, ys = zip(*points, strict=True)
+                ax.plot(xs, ys, "-", color=COLOURS[i % len(COLOURS)], label=model, linewidth=1.3)
+        if log:
+            ax.set_yscale("log")
+        ax.set(title=label, xlabel="epoch")
+        ax.title.set_fontsize(9)
+        ax.grid(alpha=0.3)
+    axes.flat[0].legend(fontsize=7)
+    return _save(fig, path)
