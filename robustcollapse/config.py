@@ -66,6 +66,11 @@ class Recipe(Strict):
     augment: Augment = Augment()
     seed: int = 0
     heldout: list[int] = Field([], description="classes left out of training (default: the suite's)")
+    coarse: list[list[int]] | str | None = Field(
+        None,
+        description="train on coarse labels: groups of class indices merged into one label each, or a hierarchy "
+        "(pairs, cifar100, a YAML file) whose parents of the leaves are the coarse classes",
+    )
 
     @field_validator("backbone", "head", mode="before")
     @classmethod
@@ -242,9 +247,13 @@ def _fail(path: Path, lines: dict[Loc, int], loc: Loc, message: str) -> None:
     raise ConfigError(f"{path}:{lines.get(probe, 1)} {_field_name(loc)}: {message}")
 
 
+INJECTED = ("classes",)  # factory parameters filled by the library (the data set's class names), not by the suite
+
+
 def factory_arguments_model(family: str, name: str, positional: int) -> type[BaseModel]:
     """A pydantic model of a factory's keyword arguments (its first `positional` parameters are ours)."""
     params = list(inspect.signature(registry.get(family, name), eval_str=True).parameters.values())[positional:]
+    params = [p for p in params if p.name not in INJECTED]
     fields = {p.name: (p.annotation, p.default if p.default is not inspect.Parameter.empty else ...) for p in params}
     return create_model(f"{family}_{name}_args", __config__=ConfigDict(extra="forbid"), **fields)
 

@@ -66,6 +66,7 @@ def model_spec(recipe: Recipe, data: Dataset) -> ModelSpec:
         num_classes=data.num_classes,
         mean=data.mean,
         std=data.std,
+        classes=list(data.classes),
     )
 
 

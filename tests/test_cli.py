@@ -111,7 +111,7 @@ def test_malformed_yaml_is_one_line_exit_2(workdir):
     assert result.exit_code == 2
     assert result.output.strip() == (
         "error: bad.yaml:5 models[0].train.head: unknown head 'binray' (did you mean 'binary'?); "
-        "known: binary, linear, linear-pen, nonlinear-pen"
+        "known: binary, etf, haframe, linear, linear-pen, nonlinear-pen, spherical"
     )
     assert "Traceback" not in result.output
 

@@ -74,7 +74,7 @@ def test_component_arguments_are_validated_and_defaulted(tmp_path):
         (
             ("head: {name: binary, d: 4}", "head: binray"),
             "suite.yaml:7 models[0].train.head: unknown head 'binray' (did you mean 'binary'?); "
-            "known: binary, linear, linear-pen, nonlinear-pen",
+            "known: binary, etf, haframe, linear, linear-pen, nonlinear-pen, spherical",
         ),
         (("hidden: 16", "hidden: -3"), "suite.yaml:6 models[0].train.backbone.hidden: Input should be greater than"),
         (
@@ -115,3 +115,19 @@ def test_model_without_checkpoint_or_recipe_is_rejected(tmp_path):
     text = "name: t\ndataset: digits\nmodels:\n  - name: a\ntests:\n  - kind: clean\n"
     with pytest.raises(ConfigError, match=r"suite.yaml:4 models\[0\]: give a `checkpoint:` path"):
         load_suite(write(tmp_path, text))
+
+
+def test_collapse_family_suites_validate():
+    collapse = load_suite(ROOT / "suites" / "collapse.yaml")
+    assert {m.name: m.train.head.name for m in collapse.models} == {
+        "baseline": "linear",
+        "binary": "binary",
+        "etf": "etf",
+        "spherical": "spherical",
+        "coarse": "linear",
+    }
+    assert next(m for m in collapse.models if m.name == "coarse").train.coarse == "pairs"
+    cifar100 = load_suite(ROOT / "suites" / "cifar100.yaml")
+    haf = next(m for m in cifar100.models if m.name == "haframe").train.head.args
+    assert haf["hierarchy"] == "cifar100" and haf["gamma"] == 2.0 and haf["alpha"] == 0.4
+    assert "classes" not in haf, "class names are injected by the library, never a suite argument"

@@ -100,6 +100,22 @@ def hold_out(data: Dataset, classes: list[int]) -> tuple[Dataset, Split]:
     return kept, Split(data.test.x[out], data.test.y[out])
 
 
+def coarsen(data: Dataset, groups: list[list[int]]) -> Dataset:
+    """The data set with each group of classes merged into one label (group order), names joined by '+'."""
+    mapping = torch.empty(data.num_classes, dtype=torch.long)
+    for c, group in enumerate(groups):
+        mapping[torch.tensor(group)] = c
+    mapping = mapping.to(data.train.y.device)
+    return Dataset(
+        data.name,
+        Split(data.train.x, mapping[data.train.y]),
+        Split(data.test.x, mapping[data.test.y]),
+        ["+".join(data.classes[i] for i in group) for group in groups],
+        data.mean,
+        data.std,
+    )
+
+
 def load_dataset(
     name: str, data_root: str | Path | None = None, download: bool = False, device: str = "cpu"
 ) -> Dataset:

@@ -44,6 +44,8 @@ class Context:
     data_root: Path | None = None
     download: bool = False
     heldout: Split | None = None  # test images of the classes the suite holds out (near OOD)
+    fine: Dataset | None = None  # the fine-labelled data set, when the model was trained on coarse labels
+    coarse: list[list[int]] | None = None  # and its coarse classes as groups of fine class indices
     _passes: dict[str, Pass] = field(default_factory=dict)
 
     def split(self, name: str) -> Split:

@@ -7,7 +7,7 @@ from typing import Literal
 from robustcollapse.config import TestEntry
 from robustcollapse.evaluate.base import Context, TestKind, TestResult
 from robustcollapse.metrics.binarity import gmm_binarity, latent_histograms, sign_codes
-from robustcollapse.metrics.collapse import collapse_report
+from robustcollapse.metrics.collapse import collapse_report, sphere_report
 from robustcollapse.registry import register
 
 
@@ -41,6 +41,9 @@ class Collapse(TestKind):
             (f"{nc}/etf_means", "ETF err", ".4f"),
             (f"{nc}/nc3", "NC3", ".4f"),
             (f"{nc}/nc4", "NC4", ".4f"),
+            (f"{nc}/ovr_margin_min", "1-vs-rest margin (min class)", ".4f"),
+            (f"{nc}/ovr_margin_mean", "1-vs-rest margin (mean)", ".4f"),
+            (f"{nc}/min_angle", "min angle of W rows (°)", ".1f"),
         ]
         if params.by_predicted:
             cols += [(f"{nc}/pred/nc1", "NC1 (by predicted)", ".4g")]
@@ -65,6 +68,8 @@ class Collapse(TestKind):
         k = ctx.data.num_classes
         nc_key, bin_key = prefix("nc", params.split), prefix("bin", params.split)
         metrics = {f"{nc_key}/{name}": v for name, v in collapse_report(p.z, p.y, p.logits, weight, k).items()}
+        if weight is not None:
+            metrics.update({f"{nc_key}/{name}": v for name, v in sphere_report(p.z, p.y, weight).items()})
         if params.by_predicted:  # the binary-encoding paper groups samples by predicted label
             pred = p.logits.argmax(1)
             by_pred = collapse_report(p.z, pred, p.logits, weight, k)

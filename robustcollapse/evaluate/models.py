@@ -10,8 +10,9 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from robustcollapse.config import ConfigError, ModelEntry, Normalize, Recipe, Suite, check_recipe
-from robustcollapse.data import Dataset, hold_out, load_dataset
+from robustcollapse.data import Dataset, coarsen, hold_out, load_dataset
 from robustcollapse.errors import UserError
+from robustcollapse.hierarchy import coarse_groups
 from robustcollapse.models import Classifier
 from robustcollapse.models.checkpoint import load_checkpoint, read_sidecar, sha256_file
 from robustcollapse.models.external import build_external
@@ -39,9 +40,16 @@ def resolved_recipe(suite: Suite, entry: ModelEntry) -> Recipe | None:
 
 
 def training_data(recipe: Recipe, data_root: Path | None, download: bool, device: torch.device) -> Dataset:
-    """The recipe's data set on the device, without its held-out classes."""
+    """The recipe's data set on the device, without its held-out classes, with coarse labels if it asks."""
     data = load_dataset(recipe.dataset, data_root, download, str(device))
-    return hold_out(data, recipe.heldout)[0]
+    return model_view(recipe, hold_out(data, recipe.heldout)[0])
+
+
+def model_view(recipe: Recipe | None, data: Dataset) -> Dataset:
+    """The data set as a model sees it: coarse labels when its recipe trains on them, else unchanged."""
+    if recipe is None or recipe.coarse is None:
+        return data
+    return coarsen(data, coarse_groups(recipe.coarse, data.classes))
 
 
 def normalised_recipe(stored: dict[str, Any]) -> dict[str, Any]:
@@ -99,12 +107,12 @@ def obtain_model(
     elif recipe is not None:
         console.print(f"[bold]training[/] {entry.name} → {path}")
         same = recipe.dataset == data.name and recipe.heldout == suite.heldout
-        train_data = data if same else training_data(recipe, data_root, download, device)
+        train_data = model_view(recipe, data) if same else training_data(recipe, data_root, download, device)
         model, meta = train_to_checkpoint(recipe, train_data, path, device, console)
         trained = True
     else:
         raise UserError(f"model {entry.name!r}: checkpoint {path} not found and no `train:` recipe to make it")
-    check_fits(model, data, entry.name, str(path))
+    check_fits(model, model_view(recipe, data), entry.name, str(path))
     return model, meta, trained
 
 

@@ -16,9 +16,10 @@ from rich.console import Console
 
 from robustcollapse import __version__, registry
 from robustcollapse.config import Suite
-from robustcollapse.data import hold_out, load_dataset
+from robustcollapse.data import coarsen, hold_out, load_dataset
 from robustcollapse.evaluate.base import Context, TestResult
-from robustcollapse.evaluate.models import checkpoint_path, obtain_model
+from robustcollapse.evaluate.models import checkpoint_path, obtain_model, resolved_recipe
+from robustcollapse.hierarchy import coarse_groups
 from robustcollapse.report.document import new_document, write_json
 
 
@@ -95,7 +96,6 @@ def run_suite(suite: Suite, out: Path, options: RunOptions, console: Console) ->
     torch.manual_seed(suite.seed)
     data = load_dataset(suite.dataset, options.data_root, options.download, str(options.device))
     data, heldout = hold_out(data, suite.heldout)
-    test_split = data.test.head(limit)
     doc = new_document(suite.model_dump(mode="json"), environment(options.device, suite.seed))
     doc["suite"]["limit"] = limit
     partial = partial_path(out)
@@ -123,15 +123,20 @@ def run_suite(suite: Suite, out: Path, options: RunOptions, console: Console) ->
             if state["models"].get(entry.name) != meta["sha256"]:
                 done.clear()  # a different checkpoint: nothing cached for this model is valid
                 state["models"][entry.name] = meta["sha256"]
+            recipe = resolved_recipe(suite, entry)
+            groups = None if recipe is None or recipe.coarse is None else coarse_groups(recipe.coarse, data.classes)
+            view = data if groups is None else coarsen(data, groups)  # a coarse-trained model sees coarse labels
             ctx = Context(
                 model,
-                data,
-                test_split,
+                view,
+                view.test.head(limit),
                 suite.batch_size,
                 suite.seed,
                 options.data_root,
                 options.download,
                 heldout.head(limit),
+                fine=None if groups is None else data,
+                coarse=groups,
             )
             for test_id, params in entries.items():
                 if test_id in done:

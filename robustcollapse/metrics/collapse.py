@@ -90,3 +90,25 @@ def collapse_report(
         out["etf_w"] = etf_error(w @ w.T)
         out["nc3"] = float((w / w.norm() - centred_means / centred_means.norm()).norm() ** 2)
     return out
+
+
+def sphere_report(h: torch.Tensor, y: torch.Tensor, classifier: torch.Tensor) -> dict[str, float]:
+    """Generalised collapse (K >> d): on unit features and unit classifier rows, the one-vs-rest margin of each
+    sample, cos(h, w_y) − max_{j≠y} cos(h, w_j), averaged per class; its minimum and mean over the classes present;
+    and the minimum pairwise angle (degrees) between classifier rows."""
+    unit_h = h.double() / h.double().norm(dim=1, keepdim=True).clamp_min(1e-12)
+    unit_w = classifier.double() / classifier.double().norm(dim=1, keepdim=True).clamp_min(1e-12)
+    cos = unit_h @ unit_w.T
+    own = cos.gather(1, y[:, None]).squeeze(1)
+    others = cos.scatter(1, y[:, None], float("-inf")).max(dim=1).values
+    margin = own - others
+    k = classifier.shape[0]
+    sums = torch.zeros(k, dtype=torch.float64, device=h.device).index_add_(0, y, margin)
+    counts = torch.bincount(y, minlength=k).double()
+    per_class = (sums / counts.clamp_min(1))[counts > 0]
+    gram = (unit_w @ unit_w.T).fill_diagonal_(-1.0)
+    return {
+        "ovr_margin_min": float(per_class.min()),
+        "ovr_margin_mean": float(per_class.mean()),
+        "min_angle": math.degrees(math.acos(min(1.0, float(gram.max())))),
+    }

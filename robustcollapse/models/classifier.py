@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -27,6 +28,7 @@ class ModelSpec(BaseModel):
     num_classes: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    classes: list[str] | None = None
 
 
 class Classifier(nn.Module):
@@ -60,5 +62,9 @@ class Classifier(nn.Module):
 def build_model(spec: ModelSpec) -> Classifier:
     """Instantiate the registered backbone and head a spec names (random weights)."""
     backbone = registry.get("backbone", spec.backbone)(spec.in_channels, spec.image_size, **spec.backbone_kwargs)
-    head = registry.get("head", spec.head)(backbone.out_dim, spec.num_classes, **spec.head_kwargs)
+    factory = registry.get("head", spec.head)
+    kwargs = dict(spec.head_kwargs)
+    if "classes" in inspect.signature(factory).parameters:  # e.g. a hierarchy-aware head matches class names
+        kwargs["classes"] = spec.classes or [str(i) for i in range(spec.num_classes)]
+    head = factory(backbone.out_dim, spec.num_classes, **kwargs)
     return Classifier(spec, backbone, head)

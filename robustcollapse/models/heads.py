@@ -147,3 +147,95 @@ def linear_pen(in_dim: int, num_classes: int, d: LatentDim = "auto") -> Head:
 def nonlinear_pen(in_dim: int, num_classes: int, d: LatentDim = "auto") -> Head:
     """The paper's control: a SiLU d-dim penultimate layer, no penalty (d: auto = smallest with 2^d > K)."""
     return LatentHead(in_dim, num_classes, latent_dim(d, num_classes), nn.SiLU())
+
+
+class FixedFrameHead(Head):
+    """Backbone features -> trainable linear projection z (d dims) -> classifier fixed to the rows of a frame.
+
+    The classifier has no bias and is never trained (its weight is saved with the model); the backbone and the
+    projection learn to put each class's features on its frame vector."""
+
+    def __init__(self, in_dim: int, frame: torch.Tensor) -> None:
+        super().__init__()
+        k, d = frame.shape
+        self.project = nn.Linear(in_dim, d)
+        self.classifier = nn.Linear(d, k, bias=False)
+        with torch.no_grad():
+            self.classifier.weight.copy_(frame)
+        self.classifier.weight.requires_grad_(False)
+        self.latent_dim = d
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.project(h)
+        return z, self.classifier(z)
+
+
+def _frame_dim(d: int | str, num_classes: int) -> int:
+    return num_classes if d == "auto" else int(d)
+
+
+@register("head", "etf")
+def etf(in_dim: int, num_classes: int, d: LatentDim = "auto", rotate: bool = True, seed: int = 0) -> Head:
+    """Classifier fixed to a simplex ETF (unit rows, pairwise cos -1/(K-1)) in d >= K-1 dims (auto: K)."""
+    from robustcollapse.models.frames import frame_from_gram, simplex_etf_gram
+
+    frame = frame_from_gram(simplex_etf_gram(num_classes), _frame_dim(d, num_classes), seed, rotate)
+    return FixedFrameHead(in_dim, frame)
+
+
+class HAFrameHead(FixedFrameHead):
+    """HAFrame: fixed hierarchy-aware frame W (W Wᵀ = S), loss (1 − α)·CE(z Wᵀ, y) + α·mean over the batch of
+    Σ_c (cos(z, w_c) − S_{y,c})² (Liang & Davis, ICCV 2023; constant schedule, β = 1 − α)."""
+
+    def __init__(self, in_dim: int, frame: torch.Tensor, similarity: torch.Tensor, alpha: float) -> None:
+        super().__init__(in_dim, frame)
+        self.register_buffer("similarity", similarity.float())
+        self.alpha = alpha
+
+    def loss(self, logits: torch.Tensor, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        cos = F.normalize(z.float(), dim=1) @ F.normalize(self.classifier.weight.float(), dim=1).T
+        pull = (cos - self.similarity[y]).pow(2).sum(dim=1).mean()
+        return (1 - self.alpha) * F.cross_entropy(logits, y) + self.alpha * pull
+
+
+@register("head", "haframe")
+def haframe(
+    in_dim: int,
+    num_classes: int,
+    hierarchy: str = "pairs",
+    gamma: Annotated[float, Field(gt=0)] = 2.0,
+    alpha: Annotated[float, Field(ge=0, le=1)] = 0.4,
+    mapping: Literal["exp", "linear"] = "exp",
+    d: LatentDim = "auto",
+    seed: int = 0,
+    classes: list[str] | None = None,
+) -> Head:
+    """Hierarchy-Aware Frame: classifier fixed to vectors whose cosines fall with LCA height, + cosine pull loss."""
+    from robustcollapse.hierarchy import load_hierarchy
+    from robustcollapse.models.frames import frame_from_gram, haframe_similarity
+
+    tree = load_hierarchy(hierarchy, classes or [str(i) for i in range(num_classes)])
+    similarity = haframe_similarity(tree.lca_heights(), gamma, mapping)
+    frame = frame_from_gram(similarity, _frame_dim(d, num_classes), seed)
+    return HAFrameHead(in_dim, frame, similarity, alpha)
+
+
+class SphericalHead(Head):
+    """Features and classifier rows on the unit sphere, logits = τ·cos (generalised collapse, K >> d allowed)."""
+
+    def __init__(self, in_dim: int, num_classes: int, d: int, tau: float) -> None:
+        super().__init__()
+        self.project = nn.Linear(in_dim, d)
+        self.classifier = nn.Linear(d, num_classes, bias=False)
+        self.tau = tau
+        self.latent_dim = d
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = F.normalize(self.project(h), dim=1)
+        return z, self.tau * z @ F.normalize(self.classifier.weight, dim=1).T
+
+
+@register("head", "spherical")
+def spherical(in_dim: int, num_classes: int, d: LatentDim = "auto", tau: Annotated[float, Field(gt=0)] = 10.0) -> Head:
+    """Unit-norm features and classifier rows, logits tau*cos; d may be far below K-1 (auto: smallest 2^d > K)."""
+    return SphericalHead(in_dim, num_classes, latent_dim(d, num_classes), tau)

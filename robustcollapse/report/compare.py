@@ -18,7 +18,21 @@ from typing import Any
 from robustcollapse.errors import UserError
 from robustcollapse.report.document import SCHEMA_VERSION
 
-HIGHER = ("acc", "auroc", "aupr_in", "aupr_out", "peak_sep", "same_code", "rel_norm", "rel_norm_median", "success")
+HIGHER = (
+    "acc",
+    "auroc",
+    "aupr_in",
+    "aupr_out",
+    "peak_sep",
+    "same_code",
+    "rel_norm",
+    "rel_norm_median",
+    "success",
+    "top1",
+    "ovr_margin_min",
+    "ovr_margin_mean",
+    "kmeans_acc",
+)
 LOWER = (
     "nll",
     "brier",
@@ -39,6 +53,10 @@ LOWER = (
     "aurc",
     "error",
     "rel_drop",
+    "mistake_severity",
+    "dist@1",
+    "dist@5",
+    "dist@20",
 )
 DEFAULT_TOLERANCES = {"*": 0.02, "adv/flags/*": 0.0, "*/nc1": 0.05}
 
