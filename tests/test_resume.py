@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from robustcollapse import registry
 from robustcollapse.cli import main
+from robustcollapse.report.document import atomic_write_bytes
 
 
 def test_interrupt_keeps_finished_results_and_rerun_resumes(workdir, monkeypatch):
@@ -60,3 +63,19 @@ def test_changed_suite_does_not_reuse_partial_results(workdir, monkeypatch):
     result = CliRunner().invoke(main, ["eval", "suites/smoke.yaml", "--device", "cpu", "--limit", "100"])
     assert result.exit_code == 0, result.output
     assert "skipped" not in result.output
+
+
+def test_atomic_write_replaces_whole_and_keeps_the_umask_permissions(tmp_path):
+    """A crash mid-write leaves the old file intact; the new file is as readable as a plain open() would make it."""
+    target = tmp_path / "r.json"
+    atomic_write_bytes(target, b"old")
+
+    old_umask = os.umask(0o022)
+    try:
+        atomic_write_bytes(target, b"new")
+        assert target.stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(old_umask)
+    with pytest.raises(TypeError):
+        atomic_write_bytes(target, None)  # type: ignore[arg-type]  # write() fails after the temp file exists
+    assert target.read_bytes() == b"new" and [p.name for p in tmp_path.iterdir()] == ["r.json"]

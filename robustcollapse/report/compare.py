@@ -31,7 +31,7 @@ HIGHER = (
     "top1",
     "ovr_margin_min",
     "ovr_margin_mean",
-    "kmeans_acc",
+    "min_angle",
 )
 LOWER = (
     "nll",
@@ -54,11 +54,8 @@ LOWER = (
     "error",
     "rel_drop",
     "mistake_severity",
-    "dist@1",
-    "dist@5",
-    "dist@20",
 )
-DEFAULT_TOLERANCES = {"*": 0.02, "adv/flags/*": 0.0, "*/nc1": 0.05}
+DEFAULT_TOLERANCES = {"*": 0.02, "adv/flags/*": 0.0, "*/nc1": 0.05, "*/min_angle": 1.0}
 
 
 def direction(key: str) -> int:
@@ -66,7 +63,9 @@ def direction(key: str) -> int:
     if key.startswith("adv/flags/"):
         return -1
     leaf = key.rsplit("/", 1)[-1]
-    return 1 if leaf in HIGHER else -1 if leaf in LOWER else 0
+    if leaf in HIGHER or leaf.endswith("_acc"):
+        return 1
+    return -1 if leaf in LOWER or leaf.startswith("dist@") else 0
 
 
 def tolerance(key: str, tolerances: dict[str, float]) -> float:

@@ -44,6 +44,7 @@ def test_directions():
     assert direction("clean/acc") == 1 and direction("ood/svhn/energy/auroc") == 1
     assert direction("cal/ece") == -1 and direction("ood/svhn/energy/fpr95") == -1 and direction("nc/nc1") == -1
     assert direction("adv/flags/not_monotone") == -1 and direction("bin/patterns") == 0
+    assert direction("fine/kmeans_acc") == 1 and direction("nc/min_angle") == 1 and direction("hier/dist@3") == -1
 
 
 def test_identical_documents_pass(tmp_path):
