@@ -274,6 +274,13 @@ def report(result: Path, out: Path | None) -> None:
 @click.option("--severities", default="1,2,3,4,5", show_default=True, help="Comma-separated severities 1..5.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
+    "--parameters",
+    type=click.Choice(["auto", "cifar", "imagenet"]),
+    default="auto",
+    show_default=True,
+    help="Parameter set: CIFAR-10-C (32x32) or ImageNet-C (224x224); auto: ImageNet-C from a shorter side of 128.",
+)
+@click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
@@ -288,13 +295,14 @@ def corrupt(
     corruptions: str,
     severities: str,
     seed: int,
+    parameters: str,
     out: Path | None,
     data_root: Path | None,
 ) -> None:
     """Write a PNG grid of one image under every corruption x severity, to look at them.
 
     SOURCE is a data set name (its test image --index) or an image file (resized to --size x --size, RGB)."""
-    from robustcollapse.corruptions import resolve
+    from robustcollapse.corruptions import parameter_set, resolve
     from robustcollapse.report.plots import corruption_grid
 
     selection = corruptions if "," not in corruptions else [c.strip() for c in corruptions.split(",")]
@@ -317,7 +325,8 @@ def corrupt(
         title = f"{source} test image {index} (class {data.classes[int(data.test.y[index])]})"
         stem = f"{source}-{index}"
     path = out or Path("results") / f"corruptions-{stem}.png"
-    corruption_grid(image, names, levels, seed, path, f"{title}, seed {seed}")
+    chosen = parameter_set(*image.shape[-2:], parameters)
+    corruption_grid(image, names, levels, seed, path, f"{title}, {chosen} parameters, seed {seed}", chosen)
     console.print(f"grid: {path}")
 
 

@@ -1,8 +1,11 @@
-"""The 19 CIFAR-10-C common corruptions as batched torch ops, on any device, with Hendrycks' 32x32 parameters.
+"""The 19 CIFAR-10-C / ImageNet-C common corruptions as batched torch ops, on any device, with Hendrycks' parameters.
 
 Every function takes float images (N, C, H, W) in [0, 1] with C = 1 or 3 and returns the same shape in [0, 1].
-Parameters are the `make_cifar_c.py` values (hendrycks/robustness) per severity 1..5, kept in one table per
-corruption (`CORRUPTIONS[name].params`); they are the CIFAR ones whatever the image size.
+Each corruption has two parameter tables, one value per severity 1..5 (hendrycks/robustness): `params`, from
+`make_cifar_c.py` (32x32 images), and `imagenet`, from `make_imagenet_c.py` (224x224 images). `corrupt` picks the
+ImageNet-C table for images whose shorter side is at least 128 pixels and the CIFAR one below (`parameters="auto"`),
+or the one it is told. Parameters in pixels (blur radii, elastic displacements) are used as they are, not rescaled
+to the image size: a 64x64 image gets the CIFAR values, a 512x512 one the ImageNet ones.
 
 Randomness is counter-based: every random number is a hash of (seed, corruption, severity, image index, stream,
 element), so an image is corrupted the same way whatever the batch it arrives in, and the same on CPU and GPU.
@@ -35,13 +38,18 @@ NORMAL_STREAMS, POISSON_STREAMS = 1 << 16, 1 << 17  # stream offsets so derived 
 
 
 def _mix32(v: torch.Tensor) -> torch.Tensor:
-    """A 32-bit integer hash with good avalanche (xor-shift-multiply), on int64 tensors holding 32-bit values."""
+    """A 32-bit integer hash with good avalanche (xor-shift-multiply), on int64 tensors holding 32-bit values.
+
+    One copy, then in place: the hash runs over every random number, and memory traffic is most of its cost."""
     v = v & MASK32
-    v = v ^ (v >> 16)
-    v = (v * 0x7FEB352D) & MASK32
-    v = v ^ (v >> 15)
-    v = (v * 0x846CA68B) & MASK32
-    return v ^ (v >> 16)
+    v ^= v >> 16
+    v *= 0x7FEB352D
+    v &= MASK32
+    v ^= v >> 15
+    v *= 0x846CA68B
+    v &= MASK32
+    v ^= v >> 16
+    return v
 
 
 @functools.lru_cache(maxsize=64)
@@ -62,35 +70,62 @@ class Rng:
         return cls(_mix32(_mix32(index.long()) ^ base))
 
     def uniform(self, stream: int, *shape: int) -> torch.Tensor:
-        """(N, *shape) float32 in (0, 1)."""
+        """(N, *shape) float32 strictly inside (0, 1): (k + 0.5)/2^23 from 23 hash bits, every value exact in
+        float32 (24 bits would round the top one, 1 − 2^−25, up to 1.0)."""
         counters = _counters(math.prod(shape), stream, self.keys.device)
         bits = _mix32(counters[None, :] ^ self.keys[:, None])
-        return ((bits >> 8).float() + 0.5).mul_(1.0 / (1 << 24)).reshape(len(self.keys), *shape)
+        bits >>= 9
+        return bits.float().add_(0.5).mul_(1.0 / (1 << 23)).reshape(len(self.keys), *shape)
 
     def normal(self, stream: int, *shape: int) -> torch.Tensor:
-        """(N, *shape) standard normal (Box-Muller on two uniform streams)."""
-        u1 = self.uniform(NORMAL_STREAMS + 2 * stream, *shape)
-        u2 = self.uniform(NORMAL_STREAMS + 2 * stream + 1, *shape)
-        return torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * math.pi * u2)
+        """(N, *shape) standard normal: Box-Muller on two uniform streams, both its outputs (cos and sin) used."""
+        numel = math.prod(shape)
+        half = (numel + 1) // 2
+        radius = self.uniform(NORMAL_STREAMS + 2 * stream, half).log_().mul_(-2.0).sqrt_()
+        angle = self.uniform(NORMAL_STREAMS + 2 * stream + 1, half).mul_(2.0 * math.pi)
+        pair = torch.cat([radius * torch.cos(angle), radius.mul_(torch.sin(angle))], dim=1)
+        return pair[:, :numel].reshape(len(self.keys), *shape)
 
     def poisson(self, stream: int, mean: torch.Tensor) -> torch.Tensor:
-        """Poisson samples of `mean` (N, ...): exact inverse-CDF below mean 25, N(m, m) rounded above."""
+        """Poisson samples of `mean` (N, ...): exact inverse-CDF below mean 25, N(m, m) rounded above.
+
+        The inverse-CDF walk drops the values already at their CDF whenever more than half of those left are, so
+        its cost falls with the Poisson tail instead of running every element to the slowest one."""
         shape = mean.shape[1:]
-        u = self.uniform(POISSON_STREAMS + stream, *shape)
-        out = torch.clamp(torch.round(mean + mean.sqrt() * self.normal(POISSON_STREAMS + stream, *shape)), min=0)
         small = mean < 25
+        out = torch.zeros_like(mean)
+        if not small.all():
+            approx = mean + mean.sqrt() * self.normal(POISSON_STREAMS + stream, *shape)
+            out = torch.where(small, out, torch.clamp(torch.round(approx), min=0))
         if small.any():
-            m, us = mean[small], u[small]
+            flat_u = self.uniform(POISSON_STREAMS + stream, *shape).reshape(-1)
+            where = None if small.all() else small.reshape(-1).nonzero().squeeze(1)
+            # float64: a float32 CDF can stall just below a uniform near 1 and walk on to the cap
+            m = (mean.reshape(-1) if where is None else mean.reshape(-1)[where]).double()
+            u = (flat_u if where is None else flat_u[where]).double()
             p = torch.exp(-m)
-            cdf, k = p.clone(), torch.zeros_like(m)
+            k = torch.zeros_like(m)
+            cdf, steps, alive = p.clone(), torch.zeros_like(m), torch.arange(len(m), device=m.device)
             for i in range(1, 80):
-                below = us > cdf
-                if not below.any():
+                keep = u > cdf
+                kept = int(keep.sum())
+                if kept == 0:
                     break
-                k = k + below
+                steps += keep
+                if kept < len(keep) // 2:  # compacting costs a gather per array: only once half are done
+                    done = (~keep).nonzero().squeeze(1)
+                    k[alive[done]] = steps[done]
+                    idx = keep.nonzero().squeeze(1)
+                    m, u, p, cdf, steps, alive = (t[idx] for t in (m, u, p, cdf, steps, alive))
                 p = p * m / i
                 cdf = cdf + p
-            out[small] = k
+            k[alive] = steps
+            k = k.to(out.dtype)
+            flat = out.reshape(-1)
+            if where is None:
+                flat.copy_(k)
+            else:
+                flat[where] = k
         return out
 
 
@@ -106,36 +141,40 @@ def gaussian_kernel1d(sigma: float, truncate: float = 4.0, device: torch.device 
     return k / k.sum()
 
 
-def _pad_mode(mode: str) -> str:
-    return {"nearest": "replicate", "reflect": "reflect", "mirror": "reflect"}[mode]
+def _border_index(i: torch.Tensor, n: int, mode: str) -> torch.Tensor:
+    """Where scipy.ndimage reads outside 0..n−1: 'nearest' repeats the edge, 'reflect' is half-sample symmetric."""
+    return i.clamp(0, n - 1) if mode == "nearest" else _reflect_index(i, n)
+
+
+def _blur_matrix(k: torch.Tensor, n: int, mode: str) -> torch.Tensor:
+    """(n, n) matrix B with B @ v = the 1-D correlation of v with k, borders included (folded into B)."""
+    r = len(k) // 2
+    taps = torch.arange(n, device=k.device)[:, None] + torch.arange(-r, r + 1, device=k.device)[None, :]
+    return torch.zeros(n, n, device=k.device).scatter_add_(1, _border_index(taps, n, mode), k.expand(n, -1))
 
 
 def gaussian_blur2d(x: torch.Tensor, sigma: float, mode: str = "nearest", truncate: float = 4.0) -> torch.Tensor:
-    """Separable Gaussian per channel (scikit-image `gaussian`, default border 'nearest')."""
+    """Separable Gaussian per channel (scikit-image `gaussian`, default border 'nearest').
+
+    A kernel wider than the image (ImageNet-C's elastic field: σ = 171 px, 1,025 taps) is folded into one
+    (side x side) matrix per axis — the same sums, h + w multiply-adds per pixel instead of 2 x taps."""
     if sigma <= 0:
         return x
     k = gaussian_kernel1d(sigma, truncate, x.device)
     r = len(k) // 2
     n, c, h, w = x.shape
-    flat = x.reshape(n * c, 1, h, w)
-    if mode == "reflect":  # scipy 'reflect' repeats the edge pixel (half-sample symmetric)
-        flat = _symmetric_pad(flat, r)
-    else:
-        flat = F.pad(flat, (r, r, r, r), mode=_pad_mode(mode))
+    if h + w < 2 * len(k):
+        return _blur_matrix(k, h, mode) @ x @ _blur_matrix(k, w, mode).T
+    rows = _border_index(torch.arange(-r, h + r, device=x.device), h, mode)
+    cols = _border_index(torch.arange(-r, w + r, device=x.device), w, mode)
+    flat = x.reshape(n * c, 1, h, w)[..., rows, :][..., cols]
     flat = F.conv2d(flat, k.view(1, 1, 1, -1))
     flat = F.conv2d(flat, k.view(1, 1, -1, 1))
     return flat.reshape(n, c, h, w)
 
 
-def _symmetric_pad(x: torch.Tensor, r: int) -> torch.Tensor:
-    """Half-sample symmetric padding (abc|cba), any r, via index reflection."""
-    h, w = x.shape[-2:]
-    rows = _reflect_index(torch.arange(-r, h + r, device=x.device), h)
-    cols = _reflect_index(torch.arange(-r, w + r, device=x.device), w)
-    return x[..., rows, :][..., cols]
-
-
 def _reflect_index(i: torch.Tensor, n: int) -> torch.Tensor:
+    """Half-sample symmetric (abc|cba) reflection of indices, any distance outside."""
     period = 2 * n
     i = torch.remainder(i, period)
     return torch.where(i < n, i, period - 1 - i)
@@ -266,13 +305,14 @@ def gaussian_blur(x: torch.Tensor, sigma: float, rng: Rng) -> torch.Tensor:
 
 
 def disk_kernel(radius: float, alias_blur: float, device: torch.device | None = None) -> torch.Tensor:
-    """Hendrycks' aliased disk: X²+Y² ≤ r² on a 17x17 grid (radius ≤ 8), normalised, then a 3x3 Gaussian of
-    σ = alias_blur (cv2.GaussianBlur, reflect-101 border)."""
-    half = 8 if radius <= 8 else int(radius)
+    """Hendrycks' aliased disk: X²+Y² ≤ r² on a 17x17 grid (radius ≤ 8; else (2r+1)²), normalised, then a 3x3
+    (radius ≤ 8; else 5x5) Gaussian of σ = alias_blur (cv2.GaussianBlur, reflect-101 border)."""
+    half, smooth = (8, 1) if radius <= 8 else (int(radius), 2)
     grid = torch.arange(-half, half + 1, dtype=torch.float32, device=device)
     disk = ((grid[:, None] ** 2 + grid[None, :] ** 2) <= radius**2).float()
     disk = disk / disk.sum()
-    g = torch.exp(-(torch.tensor([-1.0, 0.0, 1.0], device=device) ** 2) / (2 * alias_blur**2))
+    taps = torch.arange(-smooth, smooth + 1, dtype=torch.float32, device=device)
+    g = torch.exp(-(taps**2) / (2 * alias_blur**2))
     g = g / g.sum()
     kernel = _depthwise(disk[None, None], g[:, None] * g[None, :], "reflect")[0, 0]
     keep = int((kernel.abs().sum(0) > 0).nonzero().min())  # drop the all-zero border: same result, fewer MACs
@@ -311,9 +351,15 @@ def motion_blur(x: torch.Tensor, p: tuple[float, float], rng: Rng) -> torch.Tens
     return motion_blur_batch(x, p[0], p[1], angle).clamp(0, 1)
 
 
-def zoom_blur(x: torch.Tensor, top: float, rng: Rng) -> torch.Tensor:
-    """Mean of the image and its centre zooms at 1.00, 1.01, ... up to `top` (inclusive)."""
-    factors = [1 + 0.01 * i for i in range(round((top - 1) / 0.01) + 1)]
+def zoom_factors(stop: float, step: float) -> list[float]:
+    """numpy.arange(1, stop, step) as the originals call it: its length is ceil((stop − 1)/step) in float64, so
+    arange(1, 1.06, 0.01) has 7 factors, 1.00 … 1.06 — the last one is in CIFAR-10-C too."""
+    return [1 + i * step for i in range(math.ceil((stop - 1) / step))]
+
+
+def zoom_blur(x: torch.Tensor, p: tuple[float, float], rng: Rng) -> torch.Tensor:
+    """Mean of the image and its centre zooms at the factors numpy.arange(1, stop, step)."""
+    factors = zoom_factors(*p)
     out = torch.zeros_like(x)
     for f in factors:
         out += clipped_zoom(x, f)
@@ -570,18 +616,53 @@ class Corruption:
     name: str
     family: str
     fn: Callable[..., torch.Tensor]
-    params: tuple  # one entry per severity 1..5
+    params: tuple  # make_cifar_c.py, one entry per severity 1..5
+    imagenet: tuple  # make_imagenet_c.py, one entry per severity 1..5
     colour: bool = False  # acts on RGB only: grey input is replicated, corrupted, converted back to luma
+
+    def values(self, parameters: str) -> tuple:
+        """The table of a parameter set: 'cifar' or 'imagenet'."""
+        return self.imagenet if parameters == "imagenet" else self.params
+
+
+def _elastic(size: float, table: tuple) -> tuple:
+    return tuple((size * a, size * s, size * j) for a, s, j in table)
 
 
 _TABLE = [
-    Corruption("gaussian_noise", "noise", gaussian_noise, (0.04, 0.06, 0.08, 0.09, 0.10)),
-    Corruption("shot_noise", "noise", shot_noise, (500, 250, 100, 75, 50)),
-    Corruption("impulse_noise", "noise", impulse_noise, (0.01, 0.02, 0.03, 0.05, 0.07)),
-    Corruption("defocus_blur", "blur", defocus_blur, ((0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1))),
-    Corruption("glass_blur", "blur", glass_blur, ((0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2))),
-    Corruption("motion_blur", "blur", motion_blur, ((6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5))),
-    Corruption("zoom_blur", "blur", zoom_blur, (1.05, 1.10, 1.15, 1.20, 1.25)),
+    Corruption(
+        "gaussian_noise", "noise", gaussian_noise, (0.04, 0.06, 0.08, 0.09, 0.10), (0.08, 0.12, 0.18, 0.26, 0.38)
+    ),
+    Corruption("shot_noise", "noise", shot_noise, (500, 250, 100, 75, 50), (60, 25, 12, 5, 3)),
+    Corruption("impulse_noise", "noise", impulse_noise, (0.01, 0.02, 0.03, 0.05, 0.07), (0.03, 0.06, 0.09, 0.17, 0.27)),
+    Corruption(
+        "defocus_blur",
+        "blur",
+        defocus_blur,
+        ((0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)),
+        ((3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5)),
+    ),
+    Corruption(
+        "glass_blur",
+        "blur",
+        glass_blur,
+        ((0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2)),
+        ((0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)),
+    ),
+    Corruption(
+        "motion_blur",
+        "blur",
+        motion_blur,
+        ((6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)),
+        ((10, 3), (15, 5), (15, 8), (15, 12), (20, 15)),
+    ),
+    Corruption(
+        "zoom_blur",
+        "blur",
+        zoom_blur,
+        ((1.06, 0.01), (1.11, 0.01), (1.16, 0.01), (1.21, 0.01), (1.26, 0.01)),
+        ((1.11, 0.01), (1.16, 0.01), (1.21, 0.02), (1.26, 0.02), (1.31, 0.03)),
+    ),
     Corruption(
         "snow",
         "weather",
@@ -593,24 +674,43 @@ _TABLE = [
             (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85),
             (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8),
         ),
+        (
+            (0.1, 0.3, 3, 0.5, 10, 4, 0.8),
+            (0.2, 0.3, 2, 0.5, 12, 4, 0.7),
+            (0.55, 0.3, 4, 0.9, 12, 8, 0.7),
+            (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65),
+            (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55),
+        ),
     ),
-    Corruption("frost", "weather", frost, ((1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45)), colour=True),
-    Corruption("fog", "weather", fog, ((0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75))),
-    Corruption("brightness", "weather", brightness, (0.05, 0.1, 0.15, 0.2, 0.3)),
-    Corruption("contrast", "digital", contrast, (0.75, 0.5, 0.4, 0.3, 0.15)),
+    Corruption(
+        "frost",
+        "weather",
+        frost,
+        ((1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45)),
+        ((1, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75)),
+        colour=True,
+    ),
+    Corruption(
+        "fog",
+        "weather",
+        fog,
+        ((0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75)),
+        ((1.5, 2), (2, 2), (2.5, 1.7), (2.5, 1.5), (3, 1.4)),
+    ),
+    Corruption("brightness", "weather", brightness, (0.05, 0.1, 0.15, 0.2, 0.3), (0.1, 0.2, 0.3, 0.4, 0.5)),
+    Corruption("contrast", "digital", contrast, (0.75, 0.5, 0.4, 0.3, 0.15), (0.4, 0.3, 0.2, 0.1, 0.05)),
     Corruption(
         "elastic_transform",
         "digital",
         elastic_transform,
-        tuple(
-            (32 * a, 32 * s, 32 * j)
-            for a, s, j in ((0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06), (0.1, 0.04, 0.05), (0.1, 0.03, 0.03))
-        ),
+        _elastic(32, ((0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06), (0.1, 0.04, 0.05), (0.1, 0.03, 0.03))),
+        # the original multiplies by 244 where 224 was meant ("nothing is incorrect", says its comment): kept
+        _elastic(244, ((2, 0.7, 0.1), (2, 0.08, 0.2), (0.05, 0.01, 0.02), (0.07, 0.01, 0.02), (0.12, 0.01, 0.02))),
     ),
-    Corruption("pixelate", "digital", pixelate, (0.95, 0.9, 0.85, 0.75, 0.65)),
-    Corruption("jpeg_compression", "digital", jpeg_compression, (80, 65, 58, 50, 40)),
-    Corruption("speckle_noise", "extra", speckle_noise, (0.06, 0.1, 0.12, 0.16, 0.2)),
-    Corruption("gaussian_blur", "extra", gaussian_blur, (0.4, 0.6, 0.7, 0.8, 1.0)),
+    Corruption("pixelate", "digital", pixelate, (0.95, 0.9, 0.85, 0.75, 0.65), (0.6, 0.5, 0.4, 0.3, 0.25)),
+    Corruption("jpeg_compression", "digital", jpeg_compression, (80, 65, 58, 50, 40), (25, 18, 15, 10, 7)),
+    Corruption("speckle_noise", "extra", speckle_noise, (0.06, 0.1, 0.12, 0.16, 0.2), (0.15, 0.2, 0.35, 0.45, 0.6)),
+    Corruption("gaussian_blur", "extra", gaussian_blur, (0.4, 0.6, 0.7, 0.8, 1.0), (1, 2, 3, 4, 6)),
     Corruption(
         "spatter",
         "extra",
@@ -622,9 +722,23 @@ _TABLE = [
             (0.65, 0.1, 0.7, 0.69, 0.6, 1),
             (0.65, 0.1, 0.5, 0.68, 0.6, 1),
         ),
+        (
+            (0.65, 0.3, 4, 0.69, 0.6, 0),
+            (0.65, 0.3, 3, 0.68, 0.6, 0),
+            (0.65, 0.3, 2, 0.68, 0.5, 0),
+            (0.65, 0.3, 1, 0.65, 1.5, 1),
+            (0.67, 0.4, 1, 0.65, 1.5, 1),
+        ),
         colour=True,
     ),
-    Corruption("saturate", "extra", saturate, ((0.3, 0), (0.1, 0), (1.5, 0), (2, 0.1), (2.5, 0.2)), colour=True),
+    Corruption(
+        "saturate",
+        "extra",
+        saturate,
+        ((0.3, 0), (0.1, 0), (1.5, 0), (2, 0.1), (2.5, 0.2)),
+        ((0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (20, 0.2)),
+        colour=True,
+    ),
 ]
 CORRUPTIONS: dict[str, Corruption] = {c.name: c for c in _TABLE}
 FAMILIES = ("noise", "blur", "weather", "digital", "extra")
@@ -648,18 +762,38 @@ def resolve(selection: str | list[str]) -> list[str]:
     return list(selection)
 
 
+PARAMETER_SETS = ("auto", "cifar", "imagenet")
+IMAGENET_FROM = 128  # shorter side, in pixels, from which `auto` picks the ImageNet-C parameters
+
+
+def parameter_set(height: int, width: int, parameters: str = "auto") -> str:
+    """'cifar' or 'imagenet': the one asked for, or for 'auto' the one made for images of this size."""
+    if parameters not in PARAMETER_SETS:
+        raise ValueError(f"unknown parameter set {parameters!r}; allowed: {', '.join(PARAMETER_SETS)}")
+    if parameters != "auto":
+        return parameters
+    return "imagenet" if min(height, width) >= IMAGENET_FROM else "cifar"
+
+
 def corrupt(
-    x: torch.Tensor, name: str, severity: int, seed: int = 0, index: torch.Tensor | None = None
+    x: torch.Tensor,
+    name: str,
+    severity: int,
+    seed: int = 0,
+    index: torch.Tensor | None = None,
+    parameters: str = "auto",
 ) -> torch.Tensor:
     """Corrupt float images (N, C, H, W) in [0, 1] at severity 1..5; `index` (default 0..N−1) names the images for
-    the random numbers, so image i gets the same corruption in any batch."""
+    the random numbers, so image i gets the same corruption in any batch; `parameters` is auto, cifar or imagenet
+    (see `parameter_set`)."""
     spec = CORRUPTIONS[name]
     if not 1 <= severity <= 5:
         raise ValueError(f"severity must be 1..5, got {severity}")
+    table = spec.values(parameter_set(x.shape[-2], x.shape[-1], parameters))
     if index is None:
         index = torch.arange(len(x), device=x.device)
     rng = Rng.for_images(seed, name, severity, index.to(x.device))
     grey = x.shape[1] == 1
     inp = _rgb(x) if grey and spec.colour else x
-    out = spec.fn(inp.float(), spec.params[severity - 1], rng)
+    out = spec.fn(inp.float(), table[severity - 1], rng)
     return _grey(out).clamp(0, 1) if grey and spec.colour else out

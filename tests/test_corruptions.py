@@ -249,6 +249,25 @@ def test_uniform_numbers_are_uniform_and_differ_per_image():
     assert float(z.mean()) == pytest.approx(0, abs=0.01) and float(z.std()) == pytest.approx(1, rel=0.01)
 
 
+@pytest.mark.parametrize("bits", [0, 0xFFFFFFFF])
+def test_extreme_hash_values_map_strictly_inside_the_unit_interval(bits, monkeypatch):
+    """A uniform of exactly 1.0 would stall the Poisson walk and give log(0) in Box-Muller."""
+    monkeypatch.setattr(C, "_mix32", lambda v: torch.full_like(v, bits))
+    u = C.Rng(torch.zeros(2, dtype=torch.int64)).uniform(0, 4)
+    assert 0 < float(u.min()) and float(u.max()) < 1
+
+
+def test_poisson_tail_is_poisson_with_no_runaway_values():
+    """15M draws at mean 3: the maximum stays where a Poisson(3) puts it (P(X >= 18) per draw ~ 1e-9)."""
+    rng = C.Rng.for_images(0, "p", 1, torch.arange(100))
+    out = rng.poisson(0, torch.full((100, 3, 224, 224), 3.0))
+    assert float(out.mean()) == pytest.approx(3, abs=0.002) and float(out.var()) == pytest.approx(3, rel=0.002)
+    assert float(out.max()) <= 17
+    counts = torch.bincount(out.long().reshape(-1), minlength=12)[:12].double() / out.numel()
+    pmf = torch.tensor([math.exp(-3) * 3**k / math.factorial(k) for k in range(12)], dtype=torch.float64)
+    assert torch.allclose(counts, pmf, atol=3e-4)
+
+
 def test_pixelate_and_jpeg_match_pillow():
     from PIL import Image
 
@@ -262,3 +281,79 @@ def test_pixelate_and_jpeg_match_pillow():
             ref = torch.from_numpy(np.asarray(small.resize((32, 32), Image.Resampling.BOX)).copy()).permute(2, 0, 1)
             # Pillow rounds its intermediate image to uint8; we stay in float
             assert float((ours[i] * 255 - ref.float()).abs().max()) <= 1.01, (s, i)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The ImageNet-C parameter set, for larger images
+
+
+def test_both_tables_have_five_severities_and_auto_picks_by_size():
+    assert all(len(c.params) == 5 and len(c.imagenet) == 5 for c in CORRUPTIONS.values())
+    assert C.parameter_set(32, 32) == "cifar" and C.parameter_set(28, 28) == "cifar"
+    assert C.parameter_set(224, 224) == "imagenet" and C.parameter_set(128, 500) == "imagenet"
+    assert C.parameter_set(127, 500) == "cifar" and C.parameter_set(224, 224, "cifar") == "cifar"
+    assert C.parameter_set(32, 32, "imagenet") == "imagenet"
+    with pytest.raises(ValueError, match="unknown parameter set 'tiny'; allowed: auto, cifar, imagenet"):
+        C.parameter_set(32, 32, "tiny")
+
+
+@pytest.mark.parametrize("table", ["params", "imagenet"])
+def test_zoom_factors_are_what_numpy_arange_gives_the_originals(table):
+    """arange(1, 1.06, 0.01) has 7 elements in float64: the generators zoom up to 1.06, not 1.05."""
+    for stop, step in getattr(CORRUPTIONS["zoom_blur"], table):
+        ref = np.arange(1, stop, step)
+        assert C.zoom_factors(stop, step) == pytest.approx(ref.tolist(), abs=1e-12)
+    assert len(C.zoom_factors(1.06, 0.01)) == 7 and len(C.zoom_factors(1.26, 0.02)) == 13
+
+
+def test_large_images_get_the_imagenet_values():
+    """Grey 0.5 images: the Gaussian noise std is the table's sigma, 0.08 at 224 px vs 0.04 at 32 px."""
+    big = const(0.5, n=2, size=224)
+    assert float((corrupt(big, "gaussian_noise", 1) - 0.5).std()) == pytest.approx(0.08, rel=0.02)
+    assert float((corrupt(big, "gaussian_noise", 1, parameters="cifar") - 0.5).std()) == pytest.approx(0.04, rel=0.02)
+    small = const(0.5, n=8)
+    assert float((corrupt(small, "gaussian_noise", 1, parameters="imagenet") - 0.5).std()) == pytest.approx(
+        0.08, rel=0.03
+    )
+    # contrast keeps c of the deviation from the channel mean: 0.4 for ImageNet-C severity 1 (0.75 for CIFAR)
+    ramp = torch.linspace(0.2, 0.8, 224).expand(1, 3, 224, 224)
+    assert float((corrupt(ramp, "contrast", 1) - 0.5).abs().max()) == pytest.approx(0.4 * 0.3, rel=1e-3)
+
+
+@pytest.mark.parametrize("radius, alias", [(8, 0.5), (10, 0.5), (12, 0.3)])
+def test_defocus_disk_above_radius_8_grows_and_smooths_5x5(radius, alias):
+    """make_imagenet_c's disk: (2r+1)² grid and a 5x5 cv2 Gaussian for r > 8 (17x17 and 3x3 up to 8)."""
+    half, smooth = (8, 1) if radius <= 8 else (radius, 2)
+    grid = np.arange(-half, half + 1)
+    disk = ((grid[:, None] ** 2 + grid[None, :] ** 2) <= radius**2).astype(np.float64)
+    disk /= disk.sum()
+    taps = np.arange(-smooth, smooth + 1)
+    g = np.exp(-(taps**2) / (2 * alias**2))
+    g /= g.sum()
+    ref = ndimage.correlate(disk, np.outer(g, g), mode="mirror")
+    ours = C.disk_kernel(radius, alias).numpy()
+    assert ours.shape == ref.shape
+    np.testing.assert_allclose(ours, ref, atol=1e-6)
+
+
+def test_every_corruption_runs_with_the_imagenet_values_on_large_images():
+    """128x128: shape, range, a real change, and the same result for an image whatever its batch."""
+    gen = torch.Generator().manual_seed(1)
+    x = torch.nn.functional.interpolate(torch.rand(3, 3, 8, 8, generator=gen), size=(128, 128), mode="bicubic")
+    x = x.clamp(0, 1)
+    for name in ALL:
+        out = corrupt(x, name, 3)
+        assert out.shape == x.shape and float(out.min()) >= 0 and float(out.max()) <= 1, name
+        assert rms(out, x) > 0.01, name
+        alone = corrupt(x[2:], name, 3, index=torch.tensor([2]))
+        assert torch.allclose(alone, out[2:], atol=1e-5), name
+
+
+@pytest.mark.parametrize("mode", ["nearest", "reflect"])
+@pytest.mark.parametrize("sigma, truncate", [(0.8, 4.0), (6.0, 4.0), (170.8, 3.0)])
+def test_gaussian_blur_equals_scipy_for_kernels_narrower_and_wider_than_the_image(sigma, truncate, mode):
+    """Narrow kernels run as convolutions, wide ones (2r+1 > side) as folded matrices: both are scipy's filter."""
+    x = torch.rand(2, 3, 16, 24, generator=torch.Generator().manual_seed(3))
+    ours = C.gaussian_blur2d(x, sigma, mode=mode, truncate=truncate).numpy()
+    ref = ndimage.gaussian_filter(x.double().numpy(), sigma=(0, 0, sigma, sigma), mode=mode, truncate=truncate)
+    np.testing.assert_allclose(ours, ref, atol=2e-6)

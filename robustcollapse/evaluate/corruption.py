@@ -14,7 +14,7 @@ from pydantic import Field, field_validator
 from rich.table import Table
 
 from robustcollapse.config import TestEntry
-from robustcollapse.corruptions import EXTRA, STANDARD, corrupt, resolve
+from robustcollapse.corruptions import EXTRA, STANDARD, corrupt, parameter_set, resolve
 from robustcollapse.data.corrupted import corrupted_folder, read_corrupted
 from robustcollapse.evaluate.base import Context, TestKind, TestResult
 from robustcollapse.metrics.calibration import calibration_report
@@ -29,6 +29,9 @@ class CorruptionParams(TestEntry):
     )
     severities: list[int] = Field([1, 2, 3, 4, 5], min_length=1)
     source: Literal["generate", "npy"] = "generate"
+    parameters: Literal["auto", "cifar", "imagenet"] = Field(
+        "auto", description="auto: ImageNet-C values from a shorter side of 128 px, CIFAR-10-C values below"
+    )
     n_examples: int = Field(1000, ge=1, description="test images per (corruption, severity)")
     bins: int = Field(15, ge=1)
 
@@ -75,7 +78,7 @@ class Corruption(TestKind):
         names = resolve(params.corruptions)
         for model, metrics in doc["metrics"].items():
             clean = metrics.get("shift/clean/acc")
-            source = params.source
+            source = params.source if params.source == "npy" else f"{params.parameters} parameters"
             table = Table(
                 title=f"{test_id} — {model}: accuracy per corruption × severity ({dataset}, {source}; "
                 f"clean {clean if clean is None else format(clean, '.4f')})",
@@ -109,6 +112,8 @@ class Corruption(TestKind):
         if params.source == "npy":
             folder = corrupted_folder(ctx.data.name, ctx.data_root)
             details["folder"] = str(folder)
+        else:
+            details["parameters"] = parameter_set(*ctx.test_split.x.shape[-2:], params.parameters)
         clean_pass = ctx.forward_pass("test")  # the clean images the corrupted ones were made from
         clean_logits, clean_y = clean_pass.logits[:n], clean_pass.y[:n]
         clean_acc = calibration_report(clean_logits, clean_y, n_bins=params.bins)["acc"]
@@ -129,6 +134,7 @@ class Corruption(TestKind):
                                     s,
                                     seed=ctx.seed,
                                     index=torch.arange(i, min(i + ctx.batch_size, n), device=device),
+                                    parameters=params.parameters,
                                 )
                             ).logits
                             for i in range(0, n, ctx.batch_size)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,14 @@ def load_document(path: Path) -> dict[str, Any]:
     return doc
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equal, or numbers equal up to float round-off (1e-6 relative): thread counts and BLAS builds move the last
+    digits of a metric without anything having changed."""
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
+    return a == b
+
+
 def compare_documents(base: dict[str, Any], new: dict[str, Any], tolerances: dict[str, float]) -> list[Row]:
     """Every metric that moved, appeared or disappeared, with its verdict."""
     rows = []
@@ -107,7 +116,7 @@ def compare_documents(base: dict[str, Any], new: dict[str, Any], tolerances: dic
                 rows.append(Row(model, key, a, None, tol, "missing"))
             elif key not in old_m:
                 rows.append(Row(model, key, None, b, tol, "new"))
-            elif a is None or b is None or a != b:
+            elif not _same(a, b):
                 sign = direction(key)
                 delta = (b - a) if a is not None and b is not None else None
                 if sign == 0 or delta is None:

@@ -24,7 +24,13 @@ def _show(ax: plt.Axes, image: torch.Tensor) -> None:
 
 
 def corruption_grid(
-    image: torch.Tensor, names: list[str], severities: list[int], seed: int, path: Path, title: str = ""
+    image: torch.Tensor,
+    names: list[str],
+    severities: list[int],
+    seed: int,
+    path: Path,
+    title: str = "",
+    parameters: str = "auto",
 ) -> Path:
     """A PNG of one (C, H, W) float image: rows = corruptions, columns = clean then each severity."""
     rows, cols = len(names), len(severities) + 1
@@ -33,7 +39,7 @@ def corruption_grid(
         _show(axes[r, 0], image)
         axes[r, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
         for c, s in enumerate(severities, 1):
-            _show(axes[r, c], corrupt(image[None], name, s, seed=seed)[0])
+            _show(axes[r, c], corrupt(image[None], name, s, seed=seed, parameters=parameters)[0])
     axes[0, 0].set_title("clean", fontsize=9)
     for c, s in enumerate(severities, 1):
         axes[0, c].set_title(f"severity {s}", fontsize=9)

@@ -89,7 +89,9 @@ def test_generated_source_matches_corrupting_by_hand():
         kind="corruption", corruptions=["contrast", "brightness", "saturate"], severities=[2, 5], n_examples=20
     )
     ctx = context("rgb", x, y)
-    m = Corruption.run(ctx, params).metrics
+    result = Corruption.run(ctx, params)
+    m = result.metrics
+    assert result.details["parameters"] == "cifar"
     for name in ("contrast", "brightness", "saturate"):
         for s in (2, 5):
             by_hand = corrupt(x.float() / 255, name, s, seed=0)
@@ -107,6 +109,10 @@ def test_bad_corruption_names_and_severities_are_one_line_errors(tmp_path):
         ("  - kind: corruption\n    corruptions: [fogg]\n", "tests[0].corruptions: unknown corruption 'fogg'"),
         ("  - kind: corruption\n    severities: [0, 6]\n", "tests[0].severities: severities [0, 6] out of range"),
         ("  - kind: corruption\n    source: disk\n", "tests[0].source: Input should be 'generate' or 'npy'"),
+        (
+            "  - kind: corruption\n    parameters: tiny\n",
+            "tests[0].parameters: Input should be 'auto', 'cifar' or 'imagenet'",
+        ),
     ):
         path = tmp_path / "s.yaml"
         path.write_text(base + entry)

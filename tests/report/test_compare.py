@@ -40,6 +40,13 @@ def changed(**metrics: float) -> dict:
     return doc
 
 
+def test_float_round_off_is_not_a_move(tmp_path):
+    result = run(tmp_path, changed(**{"clean/acc": 0.90 + 1e-9, "nc/nc1": 0.40 * (1 - 1e-8)}))
+    assert result.exit_code == 0 and "0 regressed, 0 improved, 0 within" in result.output
+    result = run(tmp_path, changed(**{"clean/acc": 0.90 + 1e-4}))
+    assert "1 improved" in result.output
+
+
 def test_directions():
     assert direction("clean/acc") == 1 and direction("ood/svhn/energy/auroc") == 1
     assert direction("cal/ece") == -1 and direction("ood/svhn/energy/fpr95") == -1 and direction("nc/nc1") == -1
