@@ -491,7 +491,8 @@ def saturate(x: torch.Tensor, p: tuple[float, float], rng: Rng) -> torch.Tensor:
 
 
 def jpeg_compression(x: torch.Tensor, quality: int, rng: Rng) -> torch.Tensor:
-    """libjpeg encode/decode at `quality` (torchvision.io; nvJPEG on CUDA), 4:2:0 chroma as PIL's default."""
+    """libjpeg encode/decode at `quality` (torchvision.io, on the CPU whatever the device), 4:2:0 chroma as PIL's
+    default."""
     from torchvision.io import decode_jpeg, encode_jpeg
 
     device = x.device
