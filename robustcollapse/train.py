@@ -15,7 +15,7 @@ from robustcollapse.config import Recipe
 from robustcollapse.data import Dataset, Split
 from robustcollapse.errors import UserError
 from robustcollapse.metrics.binarity import sign_codes, two_means_separation
-from robustcollapse.metrics.collapse import collapse_report
+from robustcollapse.metrics.collapse import collapse_report, weight_on_latent
 from robustcollapse.models import Classifier, ModelSpec, build_model
 from robustcollapse.models.checkpoint import save_checkpoint
 
@@ -103,8 +103,7 @@ def epoch_collapse(model: Classifier, subset: Split, num_classes: int) -> dict[s
     2-means binarity of z."""
     model.eval()
     z, logits = model.forward_all(to_float(subset.x))
-    layer = model.classifier_layer()
-    weight = None if layer is None or layer.weight.shape[1] != z.shape[1] else layer.weight.detach()
+    weight = weight_on_latent(model.classifier_layer(), z.shape[1])
     rep = collapse_report(z.float(), subset.y, logits.float(), weight, num_classes)
     row = {f"nc/{k}": rep[k] for k in ("nc1", "etf_means", "etf_w", "nc3") if k in rep}
     row["bin/same_code"] = sign_codes(z.float(), subset.y, num_classes)["same_code"]

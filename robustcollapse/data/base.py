@@ -100,12 +100,17 @@ def hold_out(data: Dataset, classes: list[int]) -> tuple[Dataset, Split]:
     return kept, Split(data.test.x[out], data.test.y[out])
 
 
-def coarsen(data: Dataset, groups: list[list[int]]) -> Dataset:
-    """The data set with each group of classes merged into one label (group order), names joined by '+'."""
-    mapping = torch.empty(data.num_classes, dtype=torch.long)
+def coarse_label_map(num_classes: int, groups: list[list[int]], device: torch.device | str = "cpu") -> torch.Tensor:
+    """(num_classes,) long: the coarse label (the group's index) of every fine class."""
+    mapping = torch.empty(num_classes, dtype=torch.long)
     for c, group in enumerate(groups):
         mapping[torch.tensor(group)] = c
-    mapping = mapping.to(data.train.y.device)
+    return mapping.to(device)
+
+
+def coarsen(data: Dataset, groups: list[list[int]]) -> Dataset:
+    """The data set with each group of classes merged into one label (group order), names joined by '+'."""
+    mapping = coarse_label_map(data.num_classes, groups, data.train.y.device)
     return Dataset(
         data.name,
         Split(data.train.x, mapping[data.train.y]),

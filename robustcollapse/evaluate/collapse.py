@@ -7,7 +7,7 @@ from typing import Literal
 from robustcollapse.config import TestEntry
 from robustcollapse.evaluate.base import Context, TestKind, TestResult
 from robustcollapse.metrics.binarity import gmm_binarity, latent_histograms, sign_codes
-from robustcollapse.metrics.collapse import collapse_report, sphere_report
+from robustcollapse.metrics.collapse import collapse_report, sphere_report, weight_on_latent
 from robustcollapse.registry import register
 
 
@@ -61,10 +61,7 @@ class Collapse(TestKind):
     @staticmethod
     def run(ctx: Context, params: CollapseParams) -> TestResult:
         p = ctx.forward_pass(params.split)
-        layer = ctx.model.classifier_layer()
-        weight = None if layer is None else layer.weight.detach()
-        if weight is not None and weight.shape[1] != p.z.shape[1]:
-            weight = None  # the classifier does not act on these features: NC3 is not applicable
+        weight = weight_on_latent(ctx.model.classifier_layer(), p.z.shape[1])
         k = ctx.data.num_classes
         nc_key, bin_key = prefix("nc", params.split), prefix("bin", params.split)
         metrics = {f"{nc_key}/{name}": v for name, v in collapse_report(p.z, p.y, p.logits, weight, k).items()}

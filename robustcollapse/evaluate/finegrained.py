@@ -18,6 +18,7 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 
 from robustcollapse.config import TestEntry
+from robustcollapse.data.base import coarse_label_map
 from robustcollapse.errors import UserError
 from robustcollapse.evaluate.base import Context, TestKind, TestResult
 from robustcollapse.hierarchy import coarse_groups
@@ -44,8 +45,10 @@ def recovered_accuracy(
         idx = np.flatnonzero(np.isin(labels, members))
         if len(idx) == 0:
             continue
-        if len(members) == 1 or len(idx) < len(members):
-            correct += int(np.sum(labels[idx] == members[0])) if len(members) == 1 else 0
+        if len(members) == 1:  # nothing to split: every sample of the group has its one fine label
+            correct += len(idx)
+            continue
+        if len(idx) < len(members):  # fewer samples than clusters: k-means cannot run, none counted
             continue
         clusters = KMeans(len(members), n_init=n_init, random_state=seed).fit_predict(features[idx])
         table = np.zeros((len(members), len(members)), dtype=np.int64)
@@ -82,10 +85,7 @@ class Finegrained(TestKind):
             groups = ctx.coarse
         else:
             raise UserError("finegrained: this model was trained on fine labels; give the test `groups:`")
-        coarse_of = torch.empty(fine_data.num_classes, dtype=torch.long)
-        for c, members in enumerate(groups):
-            coarse_of[torch.tensor(members)] = c
-        coarse_of = coarse_of.to(fine_y.device)
+        coarse_of = coarse_label_map(fine_data.num_classes, groups, fine_y.device)
         p = ctx.forward_pass("test")
         pred = p.logits.argmax(1)
         coarse_pred = pred if p.logits.shape[1] == len(groups) and ctx.fine is not None else coarse_of[pred]

@@ -45,11 +45,15 @@ def training_data(recipe: Recipe, data_root: Path | None, download: bool, device
     return model_view(recipe, hold_out(data, recipe.heldout)[0])
 
 
+def recipe_groups(recipe: Recipe | None, classes: list[str]) -> list[list[int]] | None:
+    """The class groups a recipe trains on as coarse labels, or None for a fine-label model."""
+    return None if recipe is None or recipe.coarse is None else coarse_groups(recipe.coarse, classes)
+
+
 def model_view(recipe: Recipe | None, data: Dataset) -> Dataset:
     """The data set as a model sees it: coarse labels when its recipe trains on them, else unchanged."""
-    if recipe is None or recipe.coarse is None:
-        return data
-    return coarsen(data, coarse_groups(recipe.coarse, data.classes))
+    groups = recipe_groups(recipe, data.classes)
+    return data if groups is None else coarsen(data, groups)
 
 
 def normalised_recipe(stored: dict[str, Any]) -> dict[str, Any]:

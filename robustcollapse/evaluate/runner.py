@@ -16,10 +16,9 @@ from rich.console import Console
 
 from robustcollapse import __version__, registry
 from robustcollapse.config import Suite
-from robustcollapse.data import coarsen, hold_out, load_dataset
+from robustcollapse.data import hold_out, load_dataset
 from robustcollapse.evaluate.base import Context, TestResult
-from robustcollapse.evaluate.models import checkpoint_path, obtain_model, resolved_recipe
-from robustcollapse.hierarchy import coarse_groups
+from robustcollapse.evaluate.models import checkpoint_path, model_view, obtain_model, recipe_groups, resolved_recipe
 from robustcollapse.report.document import new_document, write_json
 
 
@@ -124,8 +123,8 @@ def run_suite(suite: Suite, out: Path, options: RunOptions, console: Console) ->
                 done.clear()  # a different checkpoint: nothing cached for this model is valid
                 state["models"][entry.name] = meta["sha256"]
             recipe = resolved_recipe(suite, entry)
-            groups = None if recipe is None or recipe.coarse is None else coarse_groups(recipe.coarse, data.classes)
-            view = data if groups is None else coarsen(data, groups)  # a coarse-trained model sees coarse labels
+            groups = recipe_groups(recipe, data.classes)
+            view = model_view(recipe, data)  # a coarse-trained model sees coarse labels
             ctx = Context(
                 model,
                 view,

@@ -92,6 +92,15 @@ def collapse_report(
     return out
 
 
+def weight_on_latent(layer: torch.nn.Module | None, latent_dim: int) -> torch.Tensor | None:
+    """The classifier's weight (K x d) when it is a linear layer acting on the latent z, else None: NC3 and the
+    classifier-side metrics are not applicable."""
+    weight = getattr(layer, "weight", None)
+    if weight is None or weight.shape[1] != latent_dim:
+        return None
+    return weight.detach()
+
+
 def sphere_report(h: torch.Tensor, y: torch.Tensor, classifier: torch.Tensor) -> dict[str, float]:
     """Generalised collapse (K >> d): on unit features and unit classifier rows, the one-vs-rest margin of each
     sample, cos(h, w_y) − max_{j≠y} cos(h, w_j), averaged per class; its minimum and mean over the classes present;
