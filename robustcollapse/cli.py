@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -10,29 +11,42 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from robustcollapse import __version__, registry
 from robustcollapse.errors import UserError
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
 
 DEFAULT_SUITE = Path("suites/mnist.yaml")
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    """SIGTERM (what a batch scheduler sends before killing) is handled like Ctrl-C."""
+    raise KeyboardInterrupt
+
+
 def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn UserError into a one-line message (exit 2) and Ctrl-C into exit 130."""
+    """Turn UserError into a one-line message (its exit code, 2 for bad input) and Ctrl-C or SIGTERM into exit 130."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            previous = signal.signal(signal.SIGTERM, _terminate)
+        except ValueError:  # not the main thread: leave signals alone
+            previous = None
+        try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted:[/] finished results are kept; rerun the same command to resume")
             sys.exit(130)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
     return wrapper
 
@@ -87,7 +101,7 @@ def eval(
     options = RunOptions(resolve_device(device), data_root, download, limit)
     doc = run_suite(suite, out, options, console)
     print_results(doc, suite, console)
-    console.print(f"results: [bold]{out}[/]")
+    console.print(f"results: [bold]{escape(str(out))}[/]")
 
 
 @main.command()
@@ -162,12 +176,12 @@ def inspect(suite_file: Path, model: str | None, device: str, data_root: Path | 
     data = hold_out(load_dataset(suite.dataset, data_root, False, str(dev)), suite.heldout)[0]
     found = inspect_suite(suite, data, dev, console)
     fields = ["status", "input", "classes", "feature_dim", "classifier", "parameters", "normalisation"]
-    table = Table(title=f"models of {suite.name} ({suite.dataset})", title_justify="left")
+    table = Table(title=escape(f"models of {suite.name} ({suite.dataset})"), title_justify="left")
     table.add_column("", style="bold")
     for name in found:
-        table.add_column(name)
+        table.add_column(escape(name))
     for field in fields:
-        table.add_row(field, *(str(found[name].get(field, "—")) for name in found))
+        table.add_row(field, *(escape(str(found[name].get(field, "—"))) for name in found))
     console.print(table)
 
 
@@ -183,38 +197,54 @@ def inspect(suite_file: Path, model: str | None, device: str, data_root: Path | 
 )
 @friendly
 def compare(base: Path, new: Path, tolerances_file: Path | None) -> None:
-    """Diff two result documents; exit 1 if any metric regressed beyond its tolerance."""
+    """Diff two result documents; exit 1 if the gate fails: a metric regressed beyond its tolerance or became
+    null/NaN/inf, a model, test or metric vanished, or a document is incomplete or of another schema version.
+    Unreadable input is exit 2."""
     from rich.table import Table
 
     from robustcollapse.config import load_tolerances
-    from robustcollapse.report.compare import compare_documents, effective_tolerances, load_document
+    from robustcollapse.report.compare import (
+        FAILING,
+        compare_documents,
+        document_problems,
+        effective_tolerances,
+        load_document,
+    )
 
-    old_doc, new_doc = load_document(base), load_document(new)
+    old_doc, new_doc = load_document(base, check_schema=False), load_document(new, check_schema=False)
     override = load_tolerances(tolerances_file) if tolerances_file else None
-    rows = compare_documents(old_doc, new_doc, effective_tolerances(new_doc, override))
+    try:
+        rows = compare_documents(old_doc, new_doc, effective_tolerances(new_doc, override))
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        raise UserError(f"{new}: cannot be compared with {base} ({type(exc).__name__}: {exc})") from None
     style = {
         "regressed": "bold red",
+        "broken": "bold red",
+        "missing": "bold red",
         "improved": "green",
         "within": "dim",
         "changed": "dim",
-        "missing": "yellow",
         "new": "cyan",
     }
-    table = Table(title=f"compare {base} → {new}", title_justify="left")
+    table = Table(title=escape(f"compare {base} → {new}"), title_justify="left")
     for col in ("model", "key", "old", "new", "delta", "tolerance", "verdict"):
         table.add_column(col, justify="right" if col in ("old", "new", "delta", "tolerance") else "left")
     for r in rows:
         delta = r.new - r.old if r.old is not None and r.new is not None else None
         cells = [f"{v:.4g}" if v is not None else "—" for v in (r.old, r.new, delta)]
-        table.add_row(r.model, r.key, *cells, f"{r.tolerance:g}", f"[{style[r.verdict]}]{r.verdict}[/]")
+        verdict = f"[{style[r.verdict]}]{r.verdict}[/]"
+        table.add_row(escape(r.model), escape(r.key), *cells, f"{r.tolerance:g}", verdict)
     if rows:
         console.print(table)
-    regressed = [r for r in rows if r.verdict == "regressed"]
-    counts = {v: sum(r.verdict == v for r in rows) for v in ("regressed", "improved", "within", "missing", "new")}
-    console.print(", ".join(f"{n} {v}" for v, n in counts.items()))
-    if regressed:
-        names = ", ".join(f"{r.model}:{r.key}" for r in regressed[:5])
-        err_console.print(f"[bold red]regression:[/] {names}" + (" …" if len(regressed) > 5 else ""))
+    verdicts = ("regressed", "broken", "missing", "improved", "within", "changed", "new")
+    console.print(", ".join(f"{sum(r.verdict == v for r in rows)} {v}" for v in verdicts))
+    failures = [f"{r.verdict}: {r.model}:{r.key}" for r in rows if r.verdict in FAILING]
+    failures = document_problems(old_doc, new_doc) + failures
+    if failures:
+        for line in failures[:10]:
+            err_console.print(f"[bold red]gate failed:[/] {escape(line)}", soft_wrap=True)
+        if len(failures) > 10:
+            err_console.print(f"[bold red]gate failed:[/] … and {len(failures) - 10} more")
         sys.exit(1)
 
 
@@ -233,7 +263,7 @@ def show(result: Path) -> None:
     except Exception as exc:  # noqa: BLE001 - a document from another version or hand-edited
         raise UserError(f"{result}: its `suite` section does not validate ({type(exc).__name__})") from None
     print_results(doc, suite, console)
-    console.print(f"status: {doc.get('status')}; models: {', '.join(doc['models'])}")
+    console.print(f"status: {doc.get('status')}; models: {', '.join(doc['models'])}", markup=False)
 
 
 @main.command()
@@ -257,8 +287,8 @@ def report(result: Path, out: Path | None) -> None:
     except UserError as exc:
         raise UserError(f"{result}: {exc}") from None
     for path in figures:
-        console.print(f"figure: {path}")
-    console.print(f"page: {page}")
+        console.print(f"figure: {path}", markup=False)
+    console.print(f"page: {page}", markup=False)
 
 
 @main.command()
@@ -327,7 +357,7 @@ def corrupt(
     path = out or Path("results") / f"corruptions-{stem}.png"
     chosen = parameter_set(*image.shape[-2:], parameters)
     corruption_grid(image, names, levels, seed, path, f"{title}, {chosen} parameters, seed {seed}", chosen)
-    console.print(f"grid: {path}")
+    console.print(f"grid: {path}", markup=False)
 
 
 def _image_file(path: Path, size: int):
@@ -354,7 +384,8 @@ def list_(family: str | None) -> None:
 
     families = registry.families()
     if family is not None and family.rstrip("s") not in families:
-        err_console.print(f"[bold red]error:[/] unknown family {family!r}; known: {', '.join(families)}")
+        message = f"unknown family {family!r}; known: {', '.join(families)}"
+        err_console.print(f"[bold red]error:[/] {escape(message)}")
         sys.exit(2)
     for fam in families if family is None else [family.rstrip("s")]:
         table = Table(title=f"{fam}s", title_justify="left")

@@ -30,6 +30,9 @@ from robustcollapse.errors import UserError
 Loc = tuple[Any, ...]
 
 
+SEED_MAX = 2**32 - 1  # what every generator we seed (torch, numpy, the corruptions' counter hash) accepts
+
+
 class ConfigError(UserError):
     """`file:line field: message` — one line, exit code 2."""
 
@@ -64,7 +67,7 @@ class Recipe(Strict):
     momentum: float = Field(0.9, ge=0, lt=1)
     schedule: Literal["cosine", "constant"] = "cosine"
     augment: Augment = Augment()
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=SEED_MAX)
     heldout: list[int] = Field([], description="classes left out of training (default: the suite's)")
     coarse: list[list[int]] | str | None = Field(
         None,
@@ -105,6 +108,11 @@ class ModelEntry(Strict):
     weights: str | None = Field(None, description="safetensors, or a state_dict .pt/.pth (weights_only load)")
     normalize: Normalize | None = None
     features: str | None = Field(None, description="module whose input is the penultimate feature")
+    other_dataset: bool = Field(
+        False,
+        description="evaluate a checkpoint on a data set other than the one it was trained on (same classes and "
+        "image shape still required)",
+    )
 
     @property
     def external(self) -> bool:
@@ -128,7 +136,7 @@ class Suite(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     dataset: str
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=SEED_MAX)
     batch_size: int = Field(512, ge=1)
     limit: int | None = Field(None, ge=1, description="evaluate at most this many test examples")
     heldout: list[int] = Field(
@@ -160,9 +168,29 @@ class Suite(Strict):
 # --- YAML with line numbers -------------------------------------------------------------------------
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, loc: Loc, line: int, first: int) -> None:
+        super().__init__(loc, line, first)
+        self.loc, self.line, self.first = loc, line, first
+
+
+def _reject_duplicates(node: yaml.MappingNode, loc: Loc) -> None:
+    """A key written twice in one mapping is an error (YAML says keys are unique; PyYAML keeps the last)."""
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = _scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else id(key_node)
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            raise _DuplicateKey((*loc, key), line, seen[key])
+        seen[key] = line
+
+
 def _construct(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> Any:
     lines[loc] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
+        _reject_duplicates(node, loc)
         yaml.SafeLoader("").flatten_mapping(node)  # resolve `<<: *anchor` merge keys, explicit keys win
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
@@ -185,12 +213,22 @@ def _scalar(node: yaml.ScalarNode) -> Any:
 
 def load_yaml(path: Path) -> tuple[dict[str, Any], dict[Loc, int]]:
     """Parse a YAML mapping, keeping the line of every key and value."""
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder, not a YAML file")
     if not path.is_file():
         raise ConfigError(f"{path}: file not found")
     lines: dict[Loc, int] = {}
     try:
-        node = yaml.compose(path.read_text(), Loader=yaml.SafeLoader)
+        node = yaml.compose(path.read_bytes().decode("utf-8"), Loader=yaml.SafeLoader)
         data = _construct(node, (), lines) if node is not None else None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: unreadable ({exc.strerror or exc})") from None
+    except _DuplicateKey as dup:
+        raise ConfigError(
+            f"{path}:{dup.line} {_field_name(dup.loc)}: duplicate key (first given on line {dup.first})"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)

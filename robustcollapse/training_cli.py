@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 from rich.console import Console
+from rich.markup import escape
 
 from robustcollapse.config import ConfigError, Recipe, load_recipe, load_suite, load_yaml
 from robustcollapse.data import hold_out, load_dataset
@@ -30,10 +31,10 @@ def train_from_file(
             continue
         ckpt = checkpoint_path(suite, entry)
         if ckpt.is_file() and not force:
-            console.print(f"[dim]✓ {entry.name}: {ckpt} exists (use --force to retrain)[/]")
+            console.print(f"[dim]✓ {escape(entry.name)}: {escape(str(ckpt))} exists (use --force to retrain)[/]")
         obtain_model(suite, entry, dataset, device, console, data_root, download, retrain=force)
         written.append(ckpt)
-    console.print("checkpoints: " + ", ".join(str(p) for p in written))
+    console.print("checkpoints: " + ", ".join(str(p) for p in written), markup=False)
     return written
 
 
@@ -45,7 +46,7 @@ def _train_recipe(
         f"{recipe.dataset}-{recipe.backbone.name}-{recipe.head.name}-s{recipe.seed}.safetensors"
     )
     train_to_checkpoint(recipe, training_data(recipe, data_root, download, device), out, device, console)
-    console.print(f"checkpoint: [bold]{out}[/]")
+    console.print(f"checkpoint: [bold]{escape(str(out))}[/]")
     return out
 
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from robustcollapse import registry
 from robustcollapse.cli import main
-from robustcollapse.report.document import atomic_write_bytes
+from robustcollapse.io import atomic_write_bytes
 
 
 def test_interrupt_keeps_finished_results_and_rerun_resumes(workdir, monkeypatch):

@@ -80,6 +80,11 @@ def hold_out(data: Dataset, classes: list[int]) -> tuple[Dataset, Split]:
     bad = [c for c in classes if not 0 <= c < data.num_classes]
     if bad:
         raise UserError(f"heldout: classes {bad} do not exist in {data.name} (0..{data.num_classes - 1})")
+    if data.num_classes - len(set(classes)) < 2:
+        raise UserError(
+            f"heldout: {sorted(set(classes))} leaves {data.num_classes - len(set(classes))} of {data.name}'s "
+            f"{data.num_classes} classes to train on; keep at least 2"
+        )
     held = torch.zeros(data.num_classes, dtype=torch.bool, device=data.train.y.device)
     held[torch.tensor(classes, device=held.device)] = True
     remap = torch.cumsum((~held).long(), 0) - 1

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import torch
 from pydantic import Field, field_validator
+from rich.markup import escape
 from rich.table import Table
 
 from robustcollapse.config import TestEntry
@@ -80,7 +81,7 @@ class Corruption(TestKind):
             clean = metrics.get("shift/clean/acc")
             source = params.source if params.source == "npy" else f"{params.parameters} parameters"
             table = Table(
-                title=f"{test_id} — {model}: accuracy per corruption × severity ({dataset}, {source}; "
+                title=f"{escape(test_id)} — {escape(model)}: accuracy per corruption × severity ({dataset}, {source}; "
                 f"clean {clean if clean is None else format(clean, '.4f')})",
                 title_justify="left",
             )

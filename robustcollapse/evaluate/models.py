@@ -8,13 +8,14 @@ from typing import Any
 import torch
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from robustcollapse.config import ConfigError, ModelEntry, Normalize, Recipe, Suite, check_recipe
 from robustcollapse.data import Dataset, coarsen, hold_out, load_dataset
 from robustcollapse.errors import UserError
 from robustcollapse.hierarchy import coarse_groups
 from robustcollapse.models import Classifier
-from robustcollapse.models.checkpoint import load_checkpoint, read_sidecar, sha256_file
+from robustcollapse.models.checkpoint import load_checkpoint, read_sidecar, recover_checkpoint, sha256_file
 from robustcollapse.models.external import build_external
 from robustcollapse.train import to_float, train_to_checkpoint
 
@@ -98,6 +99,9 @@ def obtain_model(
     path = checkpoint_path(suite, entry)
     recipe = resolved_recipe(suite, entry)
     trained = False
+    recovered = recover_checkpoint(path)
+    if recovered:
+        console.print(f"checkpoint {path}: an interrupted save was {recovered}", markup=False)
     if path.is_file() and not retrain:
         if recipe is not None:
             stored = normalised_recipe(read_sidecar(path).get("recipe") or {})
@@ -108,8 +112,9 @@ def obtain_model(
                     "delete the checkpoint, point `checkpoint:` elsewhere, or run `robustcollapse train SUITE --force`"
                 )
         model, meta = load_checkpoint(path, device)
+        check_trained_on(meta, model_view(recipe, data), entry, path)
     elif recipe is not None:
-        console.print(f"[bold]training[/] {entry.name} → {path}")
+        console.print(f"[bold]training[/] {escape(entry.name)} → {escape(str(path))}")
         same = recipe.dataset == data.name and recipe.heldout == suite.heldout
         train_data = model_view(recipe, data) if same else training_data(recipe, data_root, download, device)
         model, meta = train_to_checkpoint(recipe, train_data, path, device, console)
@@ -118,6 +123,28 @@ def obtain_model(
         raise UserError(f"model {entry.name!r}: checkpoint {path} not found and no `train:` recipe to make it")
     check_fits(model, model_view(recipe, data), entry.name, str(path))
     return model, meta, trained
+
+
+def _describe_data(name: Any, classes: list[str], shape: tuple[int, ...]) -> str:
+    shown = ", ".join(map(str, classes[:4])) + (", …" if len(classes) > 4 else "")
+    return f"{name} ({len(classes)} classes: {shown}; {'x'.join(map(str, shape))} images)"
+
+
+def check_trained_on(meta: dict[str, Any], data: Dataset, entry: ModelEntry, path: Path) -> None:
+    """The checkpoint's sidecar must describe the data the suite evaluates: same data set (unless the entry says
+    `other_dataset: true`), same classes in the same order (fine or coarse label space) and same image shape."""
+    spec = meta.get("model") or {}
+    shape = (spec.get("in_channels"), spec.get("image_size"), spec.get("image_size"))
+    classes = list(meta.get("classes") or spec.get("classes") or [])
+    trained = _describe_data(meta.get("dataset", "?"), classes, shape)
+    wanted = _describe_data(data.name, list(data.classes), data.image_shape)
+    hint = f"{path}: model {entry.name!r} was trained on {trained}; the suite evaluates {wanted}"
+    if None not in shape and shape != tuple(data.image_shape):
+        raise UserError(f"{hint}: the image shapes differ")
+    if classes and classes != list(data.classes):
+        raise UserError(f"{hint}: the classes differ (names, order, or coarse vs fine labels)")
+    if meta.get("dataset") not in (None, data.name) and not entry.other_dataset:
+        raise UserError(f"{hint}; set `other_dataset: true` on the model if it is meant to be evaluated there")
 
 
 def check_fits(model: torch.nn.Module, data: Dataset, name: str, source: str) -> None:

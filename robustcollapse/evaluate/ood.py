@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 import torch
 from pydantic import Field, field_validator
+from rich.markup import escape
 from rich.table import Table
 
 from robustcollapse import registry
@@ -97,14 +98,17 @@ class Ood(TestKind):
         out = []
         for model, metrics in doc["metrics"].items():
             table = Table(
-                title=f"{test_id} — {model}: AUROC (top) and FPR@95TPR (below), {dataset} vs OOD (OOD = positive)",
+                title=f"{escape(test_id)} — {model}: AUROC (top) and FPR@95TPR (below), "
+                f"{dataset} vs OOD (OOD = positive)",
                 title_justify="left",
             )
             table.add_column("set", style="bold", overflow="fold")
             for det in params.detectors:
                 table.add_column(det, justify="right", min_width=5, overflow="fold")
             groups = doc["details"].get(model, {}).get(test_id, {}).get("groups", {})
-            rows = [(s, f"{s}\n[dim]{'near' if s in groups.get('near', []) else 'far'}[/]") for s in params.sets]
+            rows = [
+                (s, f"{escape(s)}\n[dim]{'near' if s in groups.get('near', []) else 'far'}[/]") for s in params.sets
+            ]
             rows += [(g, f"mean\n[dim]{g}[/]") for g in ("near", "far") if groups.get(g)]
             for key, label in rows:
                 cells = []
@@ -124,6 +128,7 @@ class Ood(TestKind):
         id_pass = Pass(test.z[:n], test.logits[:n], test.y[:n])
         train = ctx.forward_pass("train")
         options = DetectorOptions(params.energy_t, params.odin_t, params.odin_eps, params.knn_k, params.vim_dim)
+        warnings = clamp_warnings(params, len(train.z), train.z.shape[1])
         detectors = {}
         for name in params.detectors:
             det = make_detector(name, options)
@@ -158,4 +163,18 @@ class Ood(TestKind):
             "groups": groups,
             "roc": roc,
         }
+        if warnings:
+            details["warnings"] = warnings
         return TestResult(metrics, details)
+
+
+def clamp_warnings(params: OodParams, bank: int, dim: int) -> list[str]:
+    """What the detectors will do differently from what the suite asked, said instead of silently clamped."""
+    out = []
+    if "knn" in params.detectors and params.knn_k > bank:
+        out.append(f"knn_k {params.knn_k} > the {bank} training features: KNN uses k = {bank}")
+    if "vim" in params.detectors and params.vim_dim is not None and params.vim_dim >= dim:
+        out.append(
+            f"vim_dim {params.vim_dim} >= the feature dimension {dim}: ViM has no residual space and scores as Energy"
+        )
+    return out

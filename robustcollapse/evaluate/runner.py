@@ -1,4 +1,9 @@
-"""The suite runner: each model x each test, cached per finished (model, test), resumable, atomic output."""
+"""The suite runner: each model x each test, cached per finished (model, test), resumable, atomic output.
+
+Three files per output `results/X.json`: the complete document (written only by a run that finished every test),
+`results/X.json.partial` (the resume state: each finished (model, test), written as soon as it finishes) and
+`results/X.interrupted.json` (what an interrupted run had finished, as a document with `status: interrupted`).
+An interrupted run therefore never replaces a complete document, and a rerun resumes from the state."""
 
 from __future__ import annotations
 
@@ -13,13 +18,17 @@ from typing import Any
 
 import torch
 from rich.console import Console
+from rich.markup import escape
 
 from robustcollapse import __version__, registry
 from robustcollapse.config import Suite
 from robustcollapse.data import hold_out, load_dataset
+from robustcollapse.errors import UserError
 from robustcollapse.evaluate.base import Context, TestResult
 from robustcollapse.evaluate.models import checkpoint_path, model_view, obtain_model, recipe_groups, resolved_recipe
-from robustcollapse.report.document import new_document, write_json
+from robustcollapse.io import check_output, exclusive, remove_stale_temporaries, write_json
+from robustcollapse.models.checkpoint import sidecar_path
+from robustcollapse.report.document import new_document
 
 
 @dataclass
@@ -37,6 +46,11 @@ def default_output(suite: Suite) -> Path:
 def partial_path(out: Path) -> Path:
     """Where finished (model, test) results are kept until the run completes."""
     return out.with_name(out.name + ".partial")
+
+
+def interrupted_path(out: Path) -> Path:
+    """Where an interrupted run leaves its document, beside (never over) the complete one."""
+    return out.with_name(f"{out.stem}.interrupted{out.suffix or '.json'}")
 
 
 def environment(device: torch.device, seed: int) -> dict[str, Any]:
@@ -89,12 +103,35 @@ def run_suite(suite: Suite, out: Path, options: RunOptions, console: Console) ->
     """Run every test on every model; returns the finished document, also written to `out`.
 
     Each finished (model, test) is written to `<out>.partial` at once; a KeyboardInterrupt writes the document
-    with `status: interrupted` and re-raises; a rerun with the same suite and limit skips what finished.
+    with `status: interrupted` to `interrupted_path(out)` and re-raises; a rerun with the same suite and limit
+    skips what finished. `out` is written only when every test finished.
     """
+    check_output(out, "--json", protected_inputs(suite))
+    with exclusive(out):
+        for path in (out, partial_path(out), interrupted_path(out)):
+            remove_stale_temporaries(path)
+        return _run(suite, out, options, console)
+
+
+def protected_inputs(suite: Suite) -> dict[Path, str]:
+    """Files a run reads or trains into, which its result document must never overwrite."""
+    protected: dict[Path, str] = {suite._source: "suite file"} if suite._source else {}
+    for entry in suite.models:
+        ckpt = checkpoint_path(suite, entry)
+        if ckpt is not None:
+            protected[ckpt] = f"checkpoint of model {entry.name!r}"
+            protected[sidecar_path(ckpt)] = f"checkpoint sidecar of model {entry.name!r}"
+    return protected
+
+
+def _run(suite: Suite, out: Path, options: RunOptions, console: Console) -> dict[str, Any]:
     limit = options.limit if options.limit is not None else suite.limit
     torch.manual_seed(suite.seed)
     data = load_dataset(suite.dataset, options.data_root, options.download, str(options.device))
-    data, heldout = hold_out(data, suite.heldout)
+    try:
+        data, heldout = hold_out(data, suite.heldout)
+    except UserError as exc:
+        raise UserError(f"{suite._source or suite.name}: {exc}") from None
     doc = new_document(suite.model_dump(mode="json"), environment(options.device, suite.seed))
     doc["suite"]["limit"] = limit
     partial = partial_path(out)
@@ -139,11 +176,11 @@ def run_suite(suite: Suite, out: Path, options: RunOptions, console: Console) ->
             )
             for test_id, params in entries.items():
                 if test_id in done:
-                    console.print(f"[dim]✓ {entry.name} / {test_id}: finished earlier, skipped[/]")
+                    console.print(f"[dim]✓ {escape(entry.name)} / {escape(test_id)}: finished earlier, skipped[/]")
                 else:
                     torch.manual_seed(suite.seed)
                     start = time.perf_counter()
-                    with console.status(f"{entry.name} / {test_id}…"):
+                    with console.status(escape(f"{entry.name} / {test_id}…")):
                         result: TestResult = registry.get("test", params.kind).run(ctx, params)
                     done[test_id] = {
                         "metrics": result.metrics,
@@ -152,14 +189,18 @@ def run_suite(suite: Suite, out: Path, options: RunOptions, console: Console) ->
                         "seconds": time.perf_counter() - start,
                     }
                     write_json(partial, state)
+                    for warning in result.details.get("warnings", []):
+                        console.print(f"warning: {entry.name} / {test_id}: {warning}", style="yellow", markup=False)
                 _merge(doc, entry.name, test_id, done[test_id])
     except KeyboardInterrupt:
         doc["status"] = "interrupted"
-        write_json(out, doc)
+        write_json(interrupted_path(out), doc)
+        console.print(f"finished so far: {interrupted_path(out)} (resume state {partial})", markup=False)
         raise
     doc["status"] = "complete"
     write_json(out, doc)
     partial.unlink(missing_ok=True)
+    interrupted_path(out).unlink(missing_ok=True)
     return doc
 
 
@@ -169,3 +210,5 @@ def _merge(doc: dict[str, Any], model: str, test_id: str, result: dict[str, Any]
     if result["flags"]:
         doc["flags"].setdefault(model, {})[test_id] = result["flags"]
     doc["timings"].setdefault(model, {})[test_id] = result["seconds"]
+    for warning in result["details"].get("warnings", []):
+        doc["warnings"].append(f"{model} / {test_id}: {warning}")

@@ -1,19 +1,27 @@
-"""Checkpoints: safetensors weights + a JSON sidecar. Nothing is ever unpickled."""
+"""Checkpoints: safetensors weights + a JSON sidecar. Nothing is ever unpickled.
+
+A save is a small journal, so a kill at any instant leaves the old pair or the new pair: the new weights and then
+the new sidecar are written in full beside the old ones (`*.pending`, each atomically); the pending sidecar,
+naming the weights' sha256, is the commit point; then both are renamed over the old files. `recover_checkpoint`
+finishes a save killed after its commit point and discards one killed before it."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import ValidationError
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from robustcollapse import __version__
 from robustcollapse.errors import UserError
+from robustcollapse.io import atomic_write_bytes, atomic_write_text, remove_stale_temporaries
 from robustcollapse.models.classifier import Classifier, ModelSpec, build_model
-from robustcollapse.report.document import atomic_write_bytes, atomic_write_text
 
 FORMAT = "robustcollapse-checkpoint"
 FORMAT_VERSION = 1
@@ -32,13 +40,47 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def pending_path(path: Path) -> Path:
+    """Where a save writes `path`'s new content before the commit."""
+    return path.with_name(path.name + ".pending")
+
+
+def recover_checkpoint(weights: Path) -> str | None:
+    """Bring a checkpoint whose save was killed back to a consistent pair; clean the save's temporaries.
+
+    Returns what was done ('completed': the save had committed and is finished now; 'discarded': it had not, the
+    old pair stays) or None when there was nothing to do."""
+    weights = Path(weights)
+    side = sidecar_path(weights)
+    for path in (weights, side, pending_path(weights), pending_path(side)):
+        remove_stale_temporaries(path)
+    new_weights, new_side = pending_path(weights), pending_path(side)
+    if new_side.is_file():
+        try:
+            wanted = json.loads(new_side.read_text()).get("sha256")
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            wanted = None
+        if wanted is not None and new_weights.is_file() and sha256_file(new_weights) == wanted:
+            os.replace(new_weights, weights)
+        if wanted is not None and weights.is_file() and sha256_file(weights) == wanted:
+            os.replace(new_side, side)
+            return "completed"
+        new_side.unlink()
+        new_weights.unlink(missing_ok=True)
+        return "discarded"
+    if new_weights.is_file():
+        new_weights.unlink()
+        return "discarded"
+    return None
+
+
 def save_checkpoint(model: Classifier, weights: Path, meta: dict[str, Any]) -> dict[str, Any]:
-    """Write weights then sidecar, each atomically; returns the sidecar dict."""
+    """Write weights + sidecar so that a kill at any point leaves the old pair or the new one; returns the sidecar."""
     weights = Path(weights)
     weights.parent.mkdir(parents=True, exist_ok=True)
+    recover_checkpoint(weights)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     blob = save(state)
-    atomic_write_bytes(weights, blob)
     sidecar = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -49,7 +91,11 @@ def save_checkpoint(model: Classifier, weights: Path, meta: dict[str, Any]) -> d
         "package_version": __version__,
         "torch_version": torch.__version__,
     }
-    atomic_write_text(sidecar_path(weights), json.dumps(sidecar, indent=2))
+    side = sidecar_path(weights)
+    atomic_write_bytes(pending_path(weights), blob)
+    atomic_write_text(pending_path(side), json.dumps(sidecar, indent=2))  # the commit point
+    os.replace(pending_path(weights), weights)
+    os.replace(pending_path(side), side)
     return sidecar
 
 
@@ -59,9 +105,13 @@ def read_sidecar(weights: Path) -> dict[str, Any]:
     if not side.is_file():
         raise UserError(f"{weights}: checkpoint sidecar {side} is missing (a checkpoint is weights + JSON)")
     try:
-        meta = json.loads(side.read_text())
+        meta = json.loads(side.read_bytes())
+    except UnicodeDecodeError:
+        raise UserError(f"{side}: unreadable checkpoint sidecar: not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise UserError(f"{side}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(meta, dict):
+        raise UserError(f"{side}: a checkpoint sidecar is a JSON object, this is a {type(meta).__name__}")
     if meta.get("format") != FORMAT:
         raise UserError(f"{side}: field 'format' is {meta.get('format')!r}, expected {FORMAT!r}")
     return meta
@@ -70,6 +120,7 @@ def read_sidecar(weights: Path) -> dict[str, Any]:
 def load_checkpoint(weights: Path, device: str | torch.device = "cpu") -> tuple[Classifier, dict[str, Any]]:
     """Rebuild the model from the sidecar, verify the weights' sha256 and load them strictly."""
     weights = Path(weights)
+    recover_checkpoint(weights)
     if not weights.is_file():
         raise UserError(f"{weights}: checkpoint weights not found")
     meta = read_sidecar(weights)
@@ -79,8 +130,16 @@ def load_checkpoint(weights: Path, device: str | torch.device = "cpu") -> tuple[
             f"{weights}: sha256 {digest[:12]}… does not match its sidecar's {str(meta.get('sha256'))[:12]}… "
             "(weights replaced or corrupted)"
         )
-    model = build_model(ModelSpec.model_validate(meta["model"]))
-    state = load_file(str(weights))
+    try:
+        model = build_model(ModelSpec.model_validate(meta.get("model")))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in ("model", *err["loc"]))
+        raise UserError(f"{sidecar_path(weights)}: field {where}: {err['msg']}") from None
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError) as exc:
+        raise UserError(f"{weights}: unreadable safetensors file ({exc})") from None
     try:
         result = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:

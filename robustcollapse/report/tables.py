@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from robustcollapse import registry
@@ -39,12 +40,12 @@ def result_tables(doc: dict[str, Any], suite: Suite) -> list[Table]:
         columns = kind.columns(params)
         split = getattr(params, "split", "test")
         where = f"{suite.dataset} {split}" + (f", first {limit}" if limit and split == "test" else "")
-        table = Table(title=f"{test_id}: {kind.title} ({where})", title_justify="left")
+        table = Table(title=escape(f"{test_id}: {kind.title} ({where})"), title_justify="left")
         table.add_column("metric", style="bold")
         table.add_column("key", style="dim")
         models = list(doc["metrics"])
         for model in models:
-            table.add_column(model, justify="right")
+            table.add_column(escape(model), justify="right")
         for key, header, spec in columns:
             if spec == "flag":
                 check = key.rsplit("/", 1)[-1]

@@ -1,4 +1,4 @@
-"""`robustcollapse compare`: the direction-aware regression gate."""
+"""`robustcollapse compare`: the direction-aware regression gate, which also fails on broken documents."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from robustcollapse.report.compare import compare_documents, direction, effectiv
 
 BASE = {
     "schema_version": 1,
+    "status": "complete",
     "suite": {"regression": {"tolerances": {"clean/*": 0.01}}},
+    "timings": {"m": {"clean": 1.0, "collapse": 2.0}},
     "metrics": {
         "m": {
             "clean/acc": 0.90,
@@ -42,7 +44,7 @@ def changed(**metrics: float) -> dict:
 
 def test_float_round_off_is_not_a_move(tmp_path):
     result = run(tmp_path, changed(**{"clean/acc": 0.90 + 1e-9, "nc/nc1": 0.40 * (1 - 1e-8)}))
-    assert result.exit_code == 0 and "0 regressed, 0 improved, 0 within" in result.output
+    assert result.exit_code == 0 and "0 regressed, 0 broken, 0 missing, 0 improved, 0 within, 0 changed" in result.output
     result = run(tmp_path, changed(**{"clean/acc": 0.90 + 1e-4}))
     assert "1 improved" in result.output
 
@@ -62,7 +64,7 @@ def test_identical_documents_pass(tmp_path):
 def test_planted_regression_fails_naming_the_key(tmp_path):
     result = run(tmp_path, changed(**{"clean/acc": 0.85}))
     assert result.exit_code == 1
-    assert "regression: m:clean/acc" in result.output
+    assert "gate failed: regressed: m:clean/acc" in result.stderr
 
 
 def test_improvement_and_within_tolerance_pass(tmp_path):
@@ -85,27 +87,75 @@ def test_tolerance_file_overrides_and_longest_pattern_wins(tmp_path):
     assert [r.verdict for r in rows] == ["within"]
 
 
-def test_missing_and_new_keys_are_reported(tmp_path):
-    doc = changed()
+def test_a_new_metric_passes_a_vanished_one_fails(tmp_path):
+    doc = changed(**{"ood/x/msp/auroc": 0.7})
+    assert run(tmp_path, doc).exit_code == 0
     del doc["metrics"]["m"]["nc/nc1"]
-    doc["metrics"]["m"]["ood/x/msp/auroc"] = 0.7
     result = run(tmp_path, doc)
-    assert result.exit_code == 0
-    assert "1 missing, 1 new" in result.output
+    assert result.exit_code == 1 and "gate failed: missing: m:nc/nc1" in result.stderr
+    assert "1 missing" in result.output and "1 new" in result.output
 
 
-def test_schema_mismatch_is_a_clear_error(tmp_path):
+@pytest.mark.parametrize("bad", [None, float("nan"), float("inf")])
+def test_a_metric_that_became_null_nan_or_inf_fails(tmp_path, bad):
+    for key in ("clean/acc", "bin/patterns"):  # judged or not, a number that broke is a failure
+        result = run(tmp_path, changed(**{key: bad}))
+        assert result.exit_code == 1, result.output
+        assert f"gate failed: broken: m:{key}" in result.stderr
+
+
+def test_a_vanished_model_or_test_fails(tmp_path):
+    doc = copy.deepcopy(BASE)
+    doc["metrics"]["other"] = doc["metrics"].pop("m")
+    result = run(tmp_path, doc)
+    assert result.exit_code == 1 and "gate failed: missing: m:<model>" in result.stderr
     doc = changed()
-    doc["schema_version"] = 99
+    del doc["timings"]["m"]["collapse"]
     result = run(tmp_path, doc)
-    assert result.exit_code == 2 and "schema_version 99; this version reads 1" in result.output
+    assert result.exit_code == 1 and "gate failed: missing: m:<test:collapse>" in result.stderr
 
 
-@pytest.mark.parametrize("name", ["a.json"])
-def test_smoke_run_compares_equal_to_itself(workdir, name):
-    assert CliRunner().invoke(main, ["eval", "suites/smoke.yaml", "--device", "cpu", "--json", name]).exit_code == 0
-    result = CliRunner().invoke(main, ["compare", name, name])
-    assert result.exit_code == 0 and "0 regressed, 0 improved" in result.output
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("status", "interrupted", "new document's status is 'interrupted', not 'complete'"),
+        ("status", None, "new document's status is None, not 'complete'"),
+        ("schema_version", 99, "new document has schema_version 99, not 1"),
+    ],
+)
+def test_an_incomplete_or_other_schema_document_fails_the_gate(tmp_path, field, value, message):
+    doc = changed()
+    doc[field] = value
+    result = run(tmp_path, doc)
+    assert result.exit_code == 1 and f"gate failed: {message}" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "b.json: not valid JSON"),
+        ("[1, 2]", "b.json: unreadable: a result document is a JSON object, this is a list"),
+        ('{"schema_version": 1, "metrics": [1]}', "b.json: unreadable: field 'metrics' must map each model"),
+        ('{"schema_version": 1, "metrics": {"m": {"clean/acc": "0.9"}}}', "metrics.m.clean/acc is str"),
+    ],
+)
+def test_unreadable_input_is_exit_2_on_one_line(tmp_path, content, message):
+    (tmp_path / "a.json").write_text(json.dumps(BASE))
+    (tmp_path / "b.json").write_text(content)
+    result = CliRunner().invoke(main, ["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")])
+    assert result.exit_code == 2 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+def test_a_crash_inside_compare_is_exit_2_not_a_regression(tmp_path, monkeypatch):
+    import robustcollapse.report.compare as compare
+
+    def crash(*args):
+        raise TypeError("unsupported operand")
+
+    monkeypatch.setattr(compare, "compare_documents", crash)
+    result = run(tmp_path, BASE)
+    assert result.exit_code == 2 and "cannot be compared" in result.stderr
 
 
 def test_fresh_smoke_run_passes_the_committed_baseline_and_a_broken_metric_fails_it(workdir, monkeypatch):
@@ -130,4 +180,14 @@ def test_fresh_smoke_run_passes_the_committed_baseline_and_a_broken_metric_fails
     )
     bad = CliRunner().invoke(main, ["compare", baseline, "bad.json"])
     assert bad.exit_code == 1
-    assert "m:cal/ece" not in bad.output and "baseline:cal/ece" in bad.output
+    assert "m:cal/ece" not in bad.output and "regressed: baseline:cal/ece" in bad.stderr
+
+    doc = json.loads(Path("ok.json").read_text())  # a real document with one metric broken, one test vanished
+    doc["metrics"]["binary"]["nc/nc1"] = None
+    del doc["timings"]["baseline"]["ood"]
+    for key in [k for k in doc["metrics"]["baseline"] if k.startswith("ood/")]:
+        del doc["metrics"]["baseline"][key]
+    Path("broken.json").write_text(json.dumps(doc))
+    broken_run = CliRunner().invoke(main, ["compare", "ok.json", "broken.json"])
+    assert broken_run.exit_code == 1
+    assert "broken: binary:nc/nc1" in broken_run.stderr and "missing: baseline:<test:ood>" in broken_run.stderr
