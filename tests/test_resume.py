@@ -1,4 +1,4 @@
-"""An interrupted suite keeps what finished (exit 130) and a rerun resumes where it stopped."""
+"""An interrupted suite keeps what finished (exit 130) beside, never over, a complete document; a rerun resumes."""
 
 from __future__ import annotations
 
@@ -27,7 +27,9 @@ def test_interrupt_keeps_finished_results_and_rerun_resumes(workdir, monkeypatch
     first = CliRunner().invoke(main, ["eval", "suites/smoke.yaml", "--device", "cpu"])
     assert first.exit_code == 130
     assert "interrupted" in first.output and "rerun the same command to resume" in first.output
-    doc = json.loads(Path("results/smoke.json").read_text())
+    assert "finished so far: results/smoke.interrupted.json" in first.output
+    assert not Path("results/smoke.json").exists()  # only a complete run writes the document
+    doc = json.loads(Path("results/smoke.interrupted.json").read_text())
     assert doc["status"] == "interrupted"
     assert "clean/acc" in doc["metrics"]["baseline"]  # the finished (baseline, clean) result is kept
     partial = json.loads(Path("results/smoke.json.partial").read_text())
@@ -47,7 +49,26 @@ def test_interrupt_keeps_finished_results_and_rerun_resumes(workdir, monkeypatch
     doc = json.loads(Path("results/smoke.json").read_text())
     assert doc["status"] == "complete" and "nc/nc1" in doc["metrics"]["binary"]
     assert doc["metrics"]["baseline"]["clean/acc"] == partial["results"]["baseline"]["clean"]["metrics"]["clean/acc"]
-    assert not Path("results/smoke.json.partial").exists()
+    assert not Path("results/smoke.json.partial").exists() and not Path("results/smoke.interrupted.json").exists()
+    complete = Path("results/smoke.json").read_bytes()
+
+    # Ctrl-C on a rerun of the completed suite (during training or between tests) leaves the complete document as it was
+    monkeypatch.setattr(collapse, "run", staticmethod(interrupted))
+    third = CliRunner().invoke(main, ["eval", "suites/smoke.yaml", "--device", "cpu"])
+    assert third.exit_code == 130
+    assert Path("results/smoke.json").read_bytes() == complete
+    assert json.loads(Path("results/smoke.interrupted.json").read_text())["status"] == "interrupted"
+
+    import robustcollapse.evaluate.models as models
+
+    def interrupted_training(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(models, "train_to_checkpoint", interrupted_training)
+    for ckpt in Path("results/models").glob("smoke-*"):
+        ckpt.unlink()
+    assert CliRunner().invoke(main, ["eval", "suites/smoke.yaml", "--device", "cpu"]).exit_code == 130
+    assert Path("results/smoke.json").read_bytes() == complete
 
 
 def test_changed_suite_does_not_reuse_partial_results(workdir, monkeypatch):

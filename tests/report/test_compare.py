@@ -44,7 +44,9 @@ def changed(**metrics: float) -> dict:
 
 def test_float_round_off_is_not_a_move(tmp_path):
     result = run(tmp_path, changed(**{"clean/acc": 0.90 + 1e-9, "nc/nc1": 0.40 * (1 - 1e-8)}))
-    assert result.exit_code == 0 and "0 regressed, 0 broken, 0 missing, 0 improved, 0 within, 0 changed" in result.output
+    assert (
+        result.exit_code == 0 and "0 regressed, 0 broken, 0 missing, 0 improved, 0 within, 0 changed" in result.output
+    )
     result = run(tmp_path, changed(**{"clean/acc": 0.90 + 1e-4}))
     assert "1 improved" in result.output
 

@@ -1,0 +1,79 @@
+"""Run the `robustcollapse` CLI with one fault planted, for the fault-injection tests.
+
+    python tests/faults.py POINT SIGNAL -- ARGS...
+
+At POINT the process sends itself SIGNAL (INT, TERM or KILL), then runs on as far as the signal lets it:
+- `train`: the 2nd epoch evaluation, i.e. during the second model's training (1 epoch each);
+- `test`: entering the second `clean` test (after the first one finished);
+- `write:NAME`: inside the atomic write of file NAME, after its temporary file is written, before the rename;
+- `commit:SUFFIX`: just before the rename of a file whose target ends with SUFFIX (checkpoint journal steps).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+
+def fire(sig: str) -> None:
+    os.kill(os.getpid(), getattr(signal, f"SIG{sig}"))
+
+
+def plant(point: str, sig: str) -> None:
+    if point == "train":
+        import robustcollapse.train as train
+
+        real_accuracy, calls = train.accuracy, {"n": 0}
+
+        def accuracy(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                fire(sig)
+            return real_accuracy(*args, **kwargs)
+
+        train.accuracy = accuracy
+    elif point == "test":
+        from robustcollapse import registry
+
+        kind = registry.get("test", "clean")
+        real_run, calls = kind.run, {"n": 0}
+
+        def run(ctx, params):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                fire(sig)
+            return real_run(ctx, params)
+
+        kind.run = staticmethod(run)
+    elif point.startswith("write:"):
+        name, real_fsync = point.split(":", 1)[1], os.fsync
+
+        def fsync(fd):
+            real_fsync(fd)
+            written = Path(os.readlink(f"/proc/self/fd/{fd}")).name  # atomic writes go to .NAME.<random>.tmp
+            if written.startswith(f".{name}.") and written.count(".") == name.count(".") + 3:
+                fire(sig)
+
+        os.fsync = fsync
+    elif point.startswith("commit:"):
+        suffix, real_replace = point.split(":", 1)[1], os.replace
+
+        def replace(src, dst):
+            if str(dst).endswith(suffix):
+                fire(sig)
+            return real_replace(src, dst)
+
+        os.replace = replace
+    else:
+        raise SystemExit(f"unknown fault point {point!r}")
+
+
+if __name__ == "__main__":
+    point, sig, sep, *args = sys.argv[1:]
+    assert sep == "--"
+    plant(point, sig)
+    from robustcollapse.cli import main
+
+    main(args, prog_name="robustcollapse")
