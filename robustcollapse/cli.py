@@ -51,7 +51,30 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class OneLineErrors(click.Group):
+    """Click's usage errors (a bad flag, a value out of range) print as one line like every other bad input,
+    `error: COMMAND: message (see COMMAND --help)` with exit 2, instead of click's usage block."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            command = exc.ctx.command_path if exc.ctx else "robustcollapse"
+            message = f"{command}: {exc.format_message()} (see {command} --help)"
+            err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            err_console.print(f"[bold red]error:[/] {escape(exc.format_message())}", highlight=False, soft_wrap=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            err_console.print("[yellow]interrupted[/]")
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(name="robustcollapse", cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="robustcollapse")
 def main() -> None:
     """Train or load image classifiers and test their robustness, calibration and neural collapse."""
@@ -385,7 +408,7 @@ def list_(family: str | None) -> None:
     families = registry.families()
     if family is not None and family.rstrip("s") not in families:
         message = f"unknown family {family!r}; known: {', '.join(families)}"
-        err_console.print(f"[bold red]error:[/] {escape(message)}")
+        err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
         sys.exit(2)
     for fam in families if family is None else [family.rstrip("s")]:
         table = Table(title=f"{fam}s", title_justify="left")

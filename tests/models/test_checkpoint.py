@@ -76,3 +76,58 @@ def test_binary_head_loss_is_ce_plus_lambda_exp_mean_square():
     y = torch.tensor([1, 2])
     expected = torch.log(torch.tensor(10.0)) + 2.0 * torch.exp(torch.tensor(6.0 / 6))
     assert model.loss(logits, z, y).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("failing_target", "survivor"),
+    [
+        (".safetensors.pending", "old"),  # killed while writing the new weights: the old pair stays
+        (".json.pending", "old"),  # killed before the commit point (the pending sidecar): the old pair stays
+        ("m.safetensors", "new"),  # killed after the commit point: recovery finishes the save
+        ("m.json", "new"),  # killed between the two final renames: recovery finishes the save
+    ],
+)
+def test_a_save_killed_at_any_step_leaves_the_old_pair_or_the_new_one(tmp_path, monkeypatch, failing_target, survivor):
+    import os
+
+    import robustcollapse.models.checkpoint as checkpoint
+
+    torch.manual_seed(0)
+    old, new = build_model(spec(d=5)).eval(), build_model(spec(d=5)).eval()
+    path = tmp_path / "m.safetensors"
+    save_checkpoint(old, path, {"recipe": {"epochs": 1}})
+    real_replace = os.replace
+
+    class Killed(BaseException):
+        pass
+
+    def dying_replace(src, dst):
+        if str(dst).endswith(failing_target):
+            raise Killed  # the process dies here: nothing after this line of the save runs
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", dying_replace)
+    with pytest.raises(Killed):
+        save_checkpoint(new, path, {"recipe": {"epochs": 2}})
+    monkeypatch.setattr(os, "replace", real_replace)
+
+    loaded, side = load_checkpoint(path)  # recovers first; never refuses
+    expected = old if survivor == "old" else new
+    x = torch.rand(2, 1, 28, 28)
+    assert torch.equal(loaded(x), expected(x))
+    assert side["recipe"] == {"epochs": 1 if survivor == "old" else 2}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.safetensors"]
+    assert checkpoint.recover_checkpoint(path) is None  # nothing left to do
+
+
+def test_a_truncated_weights_file_is_one_clear_error(tmp_path):
+    import hashlib
+
+    path = tmp_path / "m.safetensors"
+    save_checkpoint(build_model(spec(d=5)), path, {})
+    path.write_bytes(path.read_bytes()[:100])
+    side = json.loads(sidecar_path(path).read_text())
+    side["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    sidecar_path(path).write_text(json.dumps(side))
+    with pytest.raises(UserError, match="unreadable safetensors file"):
+        load_checkpoint(path)
