@@ -261,13 +261,16 @@ def compare(base: Path, new: Path, tolerances_file: Path | None) -> None:
         console.print(table)
     verdicts = ("regressed", "broken", "missing", "improved", "within", "changed", "new")
     console.print(", ".join(f"{sum(r.verdict == v for r in rows)} {v}" for v in verdicts))
-    failures = [f"{r.verdict}: {r.model}:{r.key}" for r in rows if r.verdict in FAILING]
-    failures = document_problems(old_doc, new_doc) + failures
+    failures = document_problems(old_doc, new_doc)
+    for verdict in FAILING:  # one line per kind of failure, naming the first few keys
+        names = [f"{r.model}:{r.key}" for r in rows if r.verdict == verdict]
+        if names:
+            failures.append(
+                f"{verdict}: " + ", ".join(names[:5]) + (f" … ({len(names)} in all)" if len(names) > 5 else "")
+            )
+    for line in failures:
+        err_console.print(f"[bold red]gate failed:[/] {escape(line)}", soft_wrap=True)
     if failures:
-        for line in failures[:10]:
-            err_console.print(f"[bold red]gate failed:[/] {escape(line)}", soft_wrap=True)
-        if len(failures) > 10:
-            err_console.print(f"[bold red]gate failed:[/] … and {len(failures) - 10} more")
         sys.exit(1)
 
 
