@@ -97,13 +97,14 @@ class Normalize(Strict):
 
 
 class ModelEntry(Strict):
-    """A model: our checkpoint and/or recipe, or any PyTorch module (`module:` or `torchvision:`)."""
+    """A model: our checkpoint and/or recipe, or any PyTorch module (`module:`, `torchvision:` or `timm:`)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     checkpoint: str | None = None
     train: Recipe | None = None
     module: str | None = Field(None, description="import path 'package.module:factory' of an nn.Module factory")
     torchvision: str | None = Field(None, description="a torchvision.models architecture name")
+    timm: str | None = Field(None, description="a timm architecture name (pip install 'robustcollapse[timm]')")
     kwargs: dict[str, Any] = {}
     weights: str | None = Field(None, description="safetensors, or a state_dict .pt/.pth (weights_only load)")
     normalize: Normalize | None = None
@@ -116,7 +117,12 @@ class ModelEntry(Strict):
 
     @property
     def external(self) -> bool:
-        return self.module is not None or self.torchvision is not None
+        return self.module is not None or self.torchvision is not None or self.timm is not None
+
+    @property
+    def source(self) -> str:
+        """How an external model is named in messages: its import path or `torchvision NAME` / `timm NAME`."""
+        return self.module or (f"torchvision {self.torchvision}" if self.torchvision else f"timm {self.timm}")
 
 
 class TestEntry(Strict):
@@ -336,13 +342,13 @@ def load_suite(path: str | Path) -> Suite:
             continue
         extra = [k for k in ("kwargs", "weights", "normalize", "features") if k in entry.model_fields_set]
         if extra:
-            _fail(path, lines, ("models", i, extra[0]), "goes with `module:` or `torchvision:` models only")
+            _fail(path, lines, ("models", i, extra[0]), "goes with `module:`, `torchvision:` or `timm:` models only")
         if entry.checkpoint is None and entry.train is None:
             _fail(
                 path,
                 lines,
                 ("models", i),
-                "give a `checkpoint:` path, a `train:` recipe (or both), or a `module:`/`torchvision:` model",
+                "give a `checkpoint:` path, a `train:` recipe (or both), or a `module:`/`torchvision:`/`timm:` model",
             )
         if entry.train is not None:
             check_recipe(entry.train, path, lines, ("models", i, "train"))
@@ -365,11 +371,14 @@ def load_suite(path: str | Path) -> Suite:
 
 
 def _check_external(entry: ModelEntry, path: Path, lines: dict[Loc, int], loc: Loc) -> None:
-    if entry.module and entry.torchvision:
-        _fail(path, lines, (*loc, "torchvision"), "give either `module:` or `torchvision:`, not both")
+    given = [key for key in ("module", "torchvision", "timm") if getattr(entry, key)]
+    if len(given) > 1:
+        _fail(path, lines, (*loc, given[1]), "give one of `module:`, `torchvision:` or `timm:`, not several")
     for key in ("checkpoint", "train"):
         if getattr(entry, key) is not None:
-            _fail(path, lines, (*loc, key), "our checkpoints and recipes do not mix with `module:`/`torchvision:`")
+            _fail(
+                path, lines, (*loc, key), "our checkpoints and recipes do not mix with `module:`/`torchvision:`/`timm:`"
+            )
     if entry.module and ":" not in entry.module:
         _fail(path, lines, (*loc, "module"), f"{entry.module!r}: write it as 'package.module:factory'")
     if entry.torchvision:
@@ -385,6 +394,15 @@ def _check_external(entry: ModelEntry, path: Path, lines: dict[Loc, int], loc: L
                 (*loc, "torchvision"),
                 f"unknown torchvision classifier {entry.torchvision!r}{hint}; see torchvision.models.list_models()",
             )
+    if entry.timm:
+        try:
+            import timm
+        except ImportError:
+            _fail(path, lines, (*loc, "timm"), "timm is not installed: pip install 'robustcollapse[timm]'")
+        if not timm.is_model(entry.timm):
+            close = difflib.get_close_matches(entry.timm, timm.list_models(), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            _fail(path, lines, (*loc, "timm"), f"unknown timm model {entry.timm!r}{hint}; see timm.list_models()")
 
 
 class Tolerances(BaseModel):

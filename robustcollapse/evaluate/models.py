@@ -24,7 +24,7 @@ MODELS_DIR = Path("results/models")
 
 def checkpoint_path(suite: Suite, entry: ModelEntry) -> Path | None:
     """The entry's `checkpoint:` or results/models/<suite>-<model>.safetensors (relative to the working dir);
-    None for external (`module:`/`torchvision:`) models."""
+    None for external (`module:`/`torchvision:`/`timm:`) models."""
     if entry.external:
         return None
     return Path(entry.checkpoint) if entry.checkpoint else MODELS_DIR / f"{suite.name}-{entry.name}.safetensors"
@@ -94,7 +94,7 @@ def obtain_model(
     if entry.external:
         model, meta = _external(entry, data, suite.folder)
         model = model.to(device)
-        check_fits(model, data, entry.name, entry.module or f"torchvision {entry.torchvision}")
+        check_fits(model, data, entry.name, entry.source)
         return model, meta, False
     path = checkpoint_path(suite, entry)
     recipe = resolved_recipe(suite, entry)
@@ -175,12 +175,13 @@ def _external(entry: ModelEntry, data: Dataset, folder: Path | None) -> tuple[to
             f"model {entry.name!r}: normalize has {len(entry.normalize.mean)} channels, "
             f"{data.name} images have {channels}"
         )
-    model, weights = build_external(entry, data.num_classes, folder)
+    model, weights = build_external(entry, data.num_classes, folder, channels)
     meta = {
         "sha256": sha256_file(Path(weights)) if weights else None,
         "model": {
             "module": entry.module,
             "torchvision": entry.torchvision,
+            "timm": entry.timm,
             "kwargs": entry.kwargs,
             "weights": weights,
             "features": model.features_name,

@@ -1,4 +1,4 @@
-"""Evaluate any PyTorch classifier: a factory by import path or a torchvision architecture, with weights from
+"""Evaluate any PyTorch classifier: a factory by import path, a torchvision or timm architecture, with weights from
 safetensors or a state_dict file (torch.load(weights_only=True): never full unpickling).
 
 The wrapper presents the module as the suite's classifier: [0, 1] input, normalisation inside, logits out,
@@ -107,15 +107,32 @@ def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
     return obj
 
 
-def build_external(entry: Any, num_classes: int, search_dir: Path | None) -> tuple[ExternalClassifier, str | None]:
-    """The wrapped module of a `module:` or `torchvision:` model entry, with its weights loaded."""
+def _timm_factory(name: str, channels: int) -> Any:
+    try:
+        import timm
+    except ImportError:
+        raise UserError(f"timm model {name!r}: timm is not installed: pip install 'robustcollapse[timm]'") from None
+
+    def factory(**kw: Any) -> nn.Module:
+        kw.setdefault("in_chans", channels)
+        return timm.create_model(name, pretrained=False, **kw)  # weights only from a local file, never the hub
+
+    return factory
+
+
+def build_external(
+    entry: Any, num_classes: int, search_dir: Path | None, channels: int = 3
+) -> tuple[ExternalClassifier, str | None]:
+    """The wrapped module of a `module:`, `torchvision:` or `timm:` model entry, with its weights loaded."""
     kwargs = dict(entry.kwargs)
+    label = entry.source
     if entry.module:
         factory = import_factory(entry.module, search_dir)
-        label = entry.module
+    elif entry.timm:
+        kwargs.setdefault("num_classes", num_classes)
+        factory = _timm_factory(entry.timm, channels)
     else:
         kwargs.setdefault("num_classes", num_classes)
-        label = f"torchvision {entry.torchvision}"
 
         def factory(**kw: Any) -> nn.Module:
             return torchvision.models.get_model(entry.torchvision, weights=None, **kw)

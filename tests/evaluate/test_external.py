@@ -208,3 +208,31 @@ def test_torchvision_resnet18_on_cifar_shaped_input(workdir, rgb_dataset):
     assert 0 <= metrics["clean/acc"] <= 1 and "nc/nc3" in metrics and "adv/pgd-linf-16_255/acc" in metrics
     assert doc["details"]["tv"]["collapse"]["latent_dim"] == 512
     assert doc["models"]["tv"]["model"]["features"] == "fc"
+
+
+def test_timm_model_with_local_weights_gives_timm_s_own_logits(workdir):
+    """`timm: NAME` builds the architecture without the hub, loads the local weights and evaluates it: the suite's
+    clean accuracy equals the accuracy of timm's model called directly on the same images."""
+    timm = pytest.importorskip("timm")
+    from robustcollapse.data import load_dataset
+
+    torch.manual_seed(0)
+    net = timm.create_model("test_resnet", pretrained=False, num_classes=10, in_chans=1).eval()
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, "t.safetensors")
+    Path("tm.yaml").write_text(
+        "name: tm\ndataset: digits\nmodels:\n  - name: t\n    timm: test_resnet\n    weights: t.safetensors\n"
+        "    normalize: {mean: [0.5], std: [0.25]}\ntests:\n  - kind: clean\n  - kind: collapse\n"
+    )
+    result = invoke("eval", "tm.yaml", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(Path("results/tm.json").read_text())
+    test = load_dataset("digits").test
+    with torch.inference_mode():
+        logits = net((test.x.float() / 255 - 0.5) / 0.25).double()
+    assert doc["metrics"]["t"]["clean/acc"] == pytest.approx(float((logits.argmax(1) == test.y).double().mean()))
+    nll = float(torch.nn.functional.cross_entropy(logits, test.y))
+    assert doc["metrics"]["t"]["clean/nll"] == pytest.approx(nll, rel=1e-5)
+    assert doc["models"]["t"]["model"]["timm"] == "test_resnet" and doc["models"]["t"]["model"]["features"] == "fc"
+    Path("bad.yaml").write_text("name: b\ndataset: digits\nmodels:\n  - name: t\n    timm: test_resnt\n" + TESTS)
+    result = invoke("eval", "bad.yaml")
+    assert result.exit_code == 2 and "bad.yaml:5 models[0].timm: unknown timm model 'test_resnt'" in result.output
