@@ -104,6 +104,9 @@ download_option = click.option("--download", is_flag=True, help="Let torchvision
 @data_root_option
 @download_option
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate at most N test examples.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Cap every recipe at N epochs.")
+@click.option("--models", "models", default=None, help="Comma-separated model names to run (default: all).")
+@click.option("--tests", "tests", default=None, help="Comma-separated test ids, names or kinds to run (default: all).")
 @friendly
 def eval(
     suite_file: Path | None,
@@ -112,16 +115,24 @@ def eval(
     data_root: Path | None,
     download: bool,
     limit: int | None,
+    epochs: int | None,
+    models: str | None,
+    tests: str | None,
 ) -> None:
-    """Run a suite (default suites/mnist.yaml): train missing models, evaluate, print tables, write JSON."""
+    """Run a suite (default suites/mnist.yaml): train missing models, evaluate, print tables, write JSON.
+
+    --limit, --epochs, --models and --tests try a heavy suite cheaply; the document records them, and the gate never
+    compares it with a document made without them."""
     from robustcollapse.config import load_suite
+    from robustcollapse.evaluate.overrides import Overrides, apply_overrides, split_list
     from robustcollapse.evaluate.runner import RunOptions, default_output, run_suite
     from robustcollapse.report.tables import print_results
     from robustcollapse.train import resolve_device
 
-    suite = load_suite(suite_file or DEFAULT_SUITE)
+    overrides = Overrides(epochs, split_list(models), split_list(tests))
+    suite = apply_overrides(load_suite(suite_file or DEFAULT_SUITE), overrides)
     out = json_path or default_output(suite)
-    options = RunOptions(resolve_device(device), data_root, download, limit)
+    options = RunOptions(resolve_device(device), data_root, download, limit, overrides)
     doc = run_suite(suite, out, options, console)
     print_results(doc, suite, console)
     console.print(f"results: [bold]{escape(str(out))}[/]")

@@ -12,7 +12,7 @@ import json
 import platform
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from robustcollapse.data import hold_out, load_dataset
 from robustcollapse.errors import UserError
 from robustcollapse.evaluate.base import Context, TestResult
 from robustcollapse.evaluate.models import checkpoint_path, model_view, obtain_model, recipe_groups, resolved_recipe
+from robustcollapse.evaluate.overrides import Overrides
 from robustcollapse.io import check_output, exclusive, remove_stale_temporaries, write_json
 from robustcollapse.models.checkpoint import sidecar_path
 from robustcollapse.report.document import new_document
@@ -37,6 +38,7 @@ class RunOptions:
     data_root: Path | None = None
     download: bool = False
     limit: int | None = None
+    overrides: Overrides = field(default_factory=Overrides)
 
 
 def default_output(suite: Suite) -> Path:
@@ -134,6 +136,7 @@ def _run(suite: Suite, out: Path, options: RunOptions, console: Console) -> dict
         raise UserError(f"{suite._source or suite.name}: {exc}") from None
     doc = new_document(suite.model_dump(mode="json"), environment(options.device, suite.seed))
     doc["suite"]["limit"] = limit
+    doc["overrides"] = ({"limit": options.limit} if options.limit is not None else {}) | options.overrides.record()
     partial = partial_path(out)
     state = _load_partial(partial, fingerprint(suite, limit))
     entries = dict(zip(suite.test_ids(), suite.test_entries(), strict=True))

@@ -129,8 +129,14 @@ def load_document(path: Path, check_schema: bool = True) -> dict[str, Any]:
 
 
 def document_problems(base: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """Whole-document reasons the gate fails: another schema, or a run that did not complete."""
+    """Whole-document reasons the gate fails: another schema, a run that did not complete, other overrides."""
     problems = []
+    if base.get("overrides") or new.get("overrides"):
+        if (base.get("overrides") or {}) != (new.get("overrides") or {}):
+            problems.append(
+                f"made with other command-line overrides (baseline {base.get('overrides') or {}}, "
+                f"new {new.get('overrides') or {}}): not comparable"
+            )
     for label, doc in (("baseline", base), ("new", new)):
         if doc.get("schema_version") != SCHEMA_VERSION:
             problems.append(f"{label} document has schema_version {doc.get('schema_version')!r}, not {SCHEMA_VERSION}")
