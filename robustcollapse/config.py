@@ -329,6 +329,11 @@ def load_suite(path: str | Path) -> Suite:
     """Read and fully validate a suite file."""
     path = Path(path)
     data, lines = load_yaml(path)
+    return check_suite(data, path, lines)
+
+
+def check_suite(data: dict[str, Any], path: Path, lines: dict[Loc, int]) -> Suite:
+    """Validate a suite mapping (from a file, or built in Python with `path` naming its origin) in full."""
     suite = validate(Suite, data, path, lines)
     if suite.dataset not in registry.names("dataset"):
         _fail(path, lines, ("dataset",), registry.unknown_name_message("dataset", suite.dataset))

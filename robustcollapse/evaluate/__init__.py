@@ -1,4 +1,11 @@
-"""The suite runner and one module per test kind (each registers itself in the `test` family)."""
+"""The suite runner and one module per test kind (each registers itself in the `test` family).
+
+The package itself is callable: `robustcollapse.evaluate(model, tests, data=...)` is `robustcollapse.api.evaluate`,
+the suite from Python."""
+
+import sys
+import types
+from typing import Any
 
 from robustcollapse.evaluate import (  # noqa: F401  (registers the test kinds)
     attack,
@@ -10,3 +17,13 @@ from robustcollapse.evaluate import (  # noqa: F401  (registers the test kinds)
     ood,
     reliability,
 )
+
+
+class _CallablePackage(types.ModuleType):
+    def __call__(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        from robustcollapse.api import evaluate
+
+        return evaluate(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallablePackage

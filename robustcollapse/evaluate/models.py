@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ import torch
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
+from safetensors.torch import save as safetensors_save
 
 from robustcollapse.config import ConfigError, ModelEntry, Normalize, Recipe, Suite, check_recipe
 from robustcollapse.data import Dataset, coarsen, hold_out, load_dataset
@@ -89,10 +91,11 @@ def obtain_model(
     data_root: Path | None = None,
     download: bool = False,
     retrain: bool = False,
+    instance: torch.nn.Module | None = None,
 ) -> tuple[Classifier, dict[str, Any], bool]:
-    """(model in eval mode, its sidecar, whether it was trained now)."""
+    """(model in eval mode, its sidecar, whether it was trained now); `instance` is a module from the Python API."""
     if entry.external:
-        model, meta = _external(entry, data, suite.folder)
+        model, meta = _external(entry, data, suite.folder, instance)
         model = model.to(device)
         check_fits(model, data, entry.name, entry.source)
         return model, meta, False
@@ -166,7 +169,15 @@ def check_fits(model: torch.nn.Module, data: Dataset, name: str, source: str) ->
         )
 
 
-def _external(entry: ModelEntry, data: Dataset, folder: Path | None) -> tuple[torch.nn.Module, dict[str, Any]]:
+def state_digest(module: torch.nn.Module) -> str:
+    """sha256 of a module's weights as safetensors bytes: what identifies an in-memory model for the resume cache."""
+    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    return hashlib.sha256(safetensors_save(state)).hexdigest()
+
+
+def _external(
+    entry: ModelEntry, data: Dataset, folder: Path | None, instance: torch.nn.Module | None = None
+) -> tuple[torch.nn.Module, dict[str, Any]]:
     channels = data.image_shape[0]
     if entry.normalize is None:
         entry = entry.model_copy(update={"normalize": Normalize(mean=[0.0] * channels, std=[1.0] * channels)})
@@ -175,9 +186,9 @@ def _external(entry: ModelEntry, data: Dataset, folder: Path | None) -> tuple[to
             f"model {entry.name!r}: normalize has {len(entry.normalize.mean)} channels, "
             f"{data.name} images have {channels}"
         )
-    model, weights = build_external(entry, data.num_classes, folder, channels)
+    model, weights = build_external(entry, data.num_classes, folder, channels, instance)
     meta = {
-        "sha256": sha256_file(Path(weights)) if weights else None,
+        "sha256": sha256_file(Path(weights)) if weights else (state_digest(instance) if instance is not None else None),
         "model": {
             "module": entry.module,
             "torchvision": entry.torchvision,

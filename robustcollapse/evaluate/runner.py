@@ -39,6 +39,7 @@ class RunOptions:
     download: bool = False
     limit: int | None = None
     overrides: Overrides = field(default_factory=Overrides)
+    modules: dict[str, torch.nn.Module] = field(default_factory=dict)  # in-memory models (the Python API), by name
 
 
 def default_output(suite: Suite) -> Path:
@@ -143,7 +144,14 @@ def _run(suite: Suite, out: Path, options: RunOptions, console: Console) -> dict
     try:
         for entry in suite.models:
             model, meta, trained = obtain_model(
-                suite, entry, data, options.device, console, options.data_root, options.download
+                suite,
+                entry,
+                data,
+                options.device,
+                console,
+                options.data_root,
+                options.download,
+                instance=options.modules.get(entry.name),
             )
             ckpt = checkpoint_path(suite, entry)
             info = {

@@ -121,12 +121,17 @@ def _timm_factory(name: str, channels: int) -> Any:
 
 
 def build_external(
-    entry: Any, num_classes: int, search_dir: Path | None, channels: int = 3
+    entry: Any, num_classes: int, search_dir: Path | None, channels: int = 3, instance: nn.Module | None = None
 ) -> tuple[ExternalClassifier, str | None]:
-    """The wrapped module of a `module:`, `torchvision:` or `timm:` model entry, with its weights loaded."""
+    """The wrapped module of a `module:`, `torchvision:` or `timm:` model entry, with its weights loaded; or of
+    `instance`, a module handed over from Python (the API), used as it is."""
     kwargs = dict(entry.kwargs)
     label = entry.source
-    if entry.module:
+    if instance is not None:
+
+        def factory(**kw: Any) -> nn.Module:
+            return instance
+    elif entry.module:
         factory = import_factory(entry.module, search_dir)
     elif entry.timm:
         kwargs.setdefault("num_classes", num_classes)
