@@ -68,6 +68,9 @@ class Recipe(Strict):
     schedule: Literal["cosine", "constant"] = "cosine"
     augment: Augment = Augment()
     seed: int = Field(0, ge=0, le=SEED_MAX)
+    val_fraction: float = Field(
+        0.0, ge=0, le=0.5, description="training images held out (seeded) as the validation split; 0: none"
+    )
     heldout: list[int] = Field([], description="classes left out of training (default: the suite's)")
     coarse: list[list[int]] | str | None = Field(
         None,
@@ -96,6 +99,15 @@ class Normalize(Strict):
         return self
 
 
+class Calibration(Strict):
+    """Post-hoc temperature scaling: every test then reports its calibration raw and scaled (`…/ts/…`)."""
+
+    temperature: bool = Field(False, description="fit a temperature by NLL on held-out training images")
+    val_fraction: float = Field(
+        0.1, gt=0, le=0.5, description="share of the training split held out for the fit (at training time)"
+    )
+
+
 class ModelEntry(Strict):
     """A model: our checkpoint and/or recipe, or any PyTorch module (`module:`, `torchvision:` or `timm:`)."""
 
@@ -109,6 +121,7 @@ class ModelEntry(Strict):
     weights: str | None = Field(None, description="safetensors, or a state_dict .pt/.pth (weights_only load)")
     normalize: Normalize | None = None
     features: str | None = Field(None, description="module whose input is the penultimate feature")
+    calibration: Calibration | None = Field(None, description="overrides the suite's `calibration:`")
     other_dataset: bool = Field(
         False,
         description="evaluate a checkpoint on a data set other than the one it was trained on (same classes and "
@@ -151,12 +164,17 @@ class Suite(Strict):
     models: list[ModelEntry] = Field(min_length=1)
     tests: list[dict[str, Any]] = Field(min_length=1)
     regression: Regression = Regression()
+    calibration: Calibration = Calibration()
     _source: Path | None = PrivateAttr(None)
 
     @property
     def folder(self) -> Path | None:
         """The suite file's folder: `module:` import paths are resolved from it (then PYTHONPATH)."""
         return self._source.parent if self._source else None
+
+    def calibration_of(self, entry: ModelEntry) -> Calibration:
+        """A model's own `calibration:`, else the suite's."""
+        return entry.calibration or self.calibration
 
     def test_entries(self) -> list[TestEntry]:
         """The validated test entries (kind-specific models), in suite order."""

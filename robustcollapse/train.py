@@ -12,9 +12,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from robustcollapse.config import Recipe
-from robustcollapse.data import Dataset, Split
+from robustcollapse.data import Dataset, Split, validation_split
 from robustcollapse.errors import UserError
 from robustcollapse.metrics.binarity import sign_codes, two_means_separation
+from robustcollapse.metrics.calibration import fit_temperature
 from robustcollapse.metrics.collapse import collapse_report, weight_on_latent
 from robustcollapse.models import Classifier, ModelSpec, build_model
 from robustcollapse.models.checkpoint import save_checkpoint
@@ -112,15 +113,16 @@ def epoch_collapse(model: Classifier, subset: Split, num_classes: int) -> dict[s
 
 
 def train_model(
-    recipe: Recipe, data: Dataset, device: torch.device, console: Console | None = None
+    recipe: Recipe, data: Dataset, device: torch.device, console: Console | None = None, train: Split | None = None
 ) -> tuple[Classifier, list[dict[str, float]]]:
-    """Train a model from its recipe; returns it (eval mode) and the per-epoch history."""
+    """Train a model from its recipe on `train` (default: the data set's whole train split); returns it (eval mode)
+    and the per-epoch history."""
     torch.manual_seed(recipe.seed)
     generator = torch.Generator().manual_seed(recipe.seed)
     model = build_model(model_spec(recipe, data)).to(device)
     opt = _optimizer(recipe, model)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, recipe.epochs) if recipe.schedule == "cosine" else None
-    train = data.train
+    train = data.train if train is None else train
     n = len(train)
     tracked = train.head(min(TRACK_SAMPLES, n))  # the fixed subset whose collapse is logged every epoch
     steps = n // recipe.batch_size if n % recipe.batch_size == 1 else math.ceil(n / recipe.batch_size)
@@ -183,9 +185,20 @@ def convergence_epoch(history: list[dict[str, float]], threshold: float = 0.999)
 def train_to_checkpoint(
     recipe: Recipe, data: Dataset, weights: Path, device: torch.device, console: Console | None = None
 ) -> tuple[Classifier, dict[str, Any]]:
-    """Train and save weights + sidecar (recipe, data set, classes, history); returns model and sidecar."""
-    model, history = train_model(recipe, data, device, console)
+    """Train and save weights + sidecar (recipe, data set, classes, history); returns model and sidecar.
+
+    With `val_fraction` the recipe's seeded validation split is held out of training; its indices (into the data
+    set's train split) and the temperature fitted on it by NLL are recorded in the sidecar."""
+    train, validation, indices = validation_split(data.train, recipe.val_fraction, recipe.seed)
+    model, history = train_model(recipe, data, device, console, train)
+    extra: dict[str, Any] = {}
+    if indices:
+        with torch.inference_mode():
+            logits = torch.cat([model(to_float(validation.x[i : i + 1024])) for i in range(0, len(validation), 1024)])
+        extra["validation"] = {"fraction": recipe.val_fraction, "n": len(indices), "indices": indices}
+        extra["temperature"] = fit_temperature(logits, validation.y)
     meta = {
+        **extra,
         "recipe": recipe.model_dump(mode="json"),
         "dataset": data.name,
         "classes": data.classes,

@@ -86,5 +86,7 @@ def test_bad_arguments_are_clear_errors():
         robustcollapse.evaluate(nn.Linear(2, 2), [{"kind": "clean"}])
     with pytest.raises(UserError, match="models must be an nn.Module"):
         robustcollapse.evaluate({"a": "not a module"}, [{"kind": "clean"}], data="digits")
-    with pytest.raises(UserError, match=r"<evaluate>:1 tests\[0\].kind: unknown test 'clear' \(did you mean 'clean'\?\)"):
+    with pytest.raises(
+        UserError, match=r"<evaluate>:1 tests\[0\].kind: unknown test 'clear' \(did you mean 'clean'\?\)"
+    ):
         robustcollapse.evaluate(nn.Linear(2, 2), [{"kind": "clear"}], data="digits")

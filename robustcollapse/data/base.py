@@ -113,6 +113,22 @@ def coarse_label_map(num_classes: int, groups: list[list[int]], device: torch.de
     return mapping.to(device)
 
 
+def validation_split(split: Split, fraction: float, seed: int) -> tuple[Split, Split, list[int]]:
+    """(what is trained on, the held-out validation images, their sorted indices): a seeded `fraction` of `split`,
+    drawn by its own generator so the training order is the same with or without a validation split."""
+    if fraction == 0:
+        return split, Split(split.x[:0], split.y[:0]), []
+    n = len(split)
+    m = round(n * fraction)
+    if not 0 < m < n:
+        raise UserError(f"val_fraction {fraction}: holds out {m} of {n} training images; it must leave some of each")
+    held = torch.zeros(n, dtype=torch.bool)
+    chosen = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:m]
+    held[chosen] = True
+    held = held.to(split.y.device)
+    return Split(split.x[~held], split.y[~held]), Split(split.x[held], split.y[held]), sorted(chosen.tolist())
+
+
 def coarsen(data: Dataset, groups: list[list[int]]) -> Dataset:
     """The data set with each group of classes merged into one label (group order), names joined by '+'."""
     mapping = coarse_label_map(data.num_classes, groups, data.train.y.device)

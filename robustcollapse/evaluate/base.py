@@ -46,6 +46,7 @@ class Context:
     heldout: Split | None = None  # test images of the classes the suite holds out (near OOD)
     fine: Dataset | None = None  # the fine-labelled data set, when the model was trained on coarse labels
     coarse: list[list[int]] | None = None  # and its coarse classes as groups of fine class indices
+    temperature: float | None = None  # when the suite asks for temperature scaling: the model's fitted T
     _passes: dict[str, Pass] = field(default_factory=dict)
 
     def split(self, name: str) -> Split:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from robustcollapse.config import TestEntry
 from robustcollapse.evaluate.base import Context, TestKind, TestResult
@@ -33,12 +33,18 @@ class Clean(TestKind):
             ("cal/mce", "MCE", ".4f"),
             ("cal/cwece", "classwise ECE", ".4f"),
             ("clean/mean_conf", "mean conf", ".4f"),
+            ("cal/temperature", "temperature T", ".4f"),
+            ("clean/ts/nll", "NLL, scaled", ".4f"),
+            ("cal/ts/ece", "ECE, scaled", ".4f"),
+            ("cal/ts/aece", "adaptive ECE, scaled", ".4f"),
+            ("cal/ts/cwece", "classwise ECE, scaled", ".4f"),
         ]
 
     @staticmethod
     def run(ctx: Context, params: CleanParams) -> TestResult:
         p = ctx.forward_pass("test")
         rep = calibration_report(p.logits, p.y, n_bins=params.bins)
+        details: dict[str, Any] = {"reliability": rep["reliability"], "n": int(p.y.numel())}
         metrics = {
             "clean/acc": rep["acc"],
             "clean/nll": rep["nll"],
@@ -49,4 +55,10 @@ class Clean(TestKind):
             "cal/mce": rep["mce"],
             "cal/cwece": rep["cwece"],
         }
-        return TestResult(metrics, details={"reliability": rep["reliability"], "n": int(p.y.numel())})
+        if ctx.temperature is not None:  # the same metrics of softmax(logits / T), beside the raw ones
+            scaled = calibration_report(p.logits / ctx.temperature, p.y, n_bins=params.bins)
+            metrics["cal/temperature"] = ctx.temperature
+            metrics.update({f"clean/ts/{k}": scaled[k] for k in ("nll", "brier")})
+            metrics.update({f"cal/ts/{k}": scaled[k] for k in ("ece", "aece", "mce", "cwece")})
+            details["reliability_ts"] = scaled["reliability"]
+        return TestResult(metrics, details=details)

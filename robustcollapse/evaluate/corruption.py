@@ -145,6 +145,10 @@ class Corruption(TestKind):
                 rep = calibration_report(logits, y, n_bins=params.bins)
                 for key in ("acc", "nll", "ece"):
                     metrics[f"shift/{name}/{s}/{key}"] = rep[key]
+                if ctx.temperature is not None:  # does the clean-fitted temperature still hold under shift?
+                    scaled = calibration_report(logits / ctx.temperature, y, n_bins=params.bins)
+                    for key in ("nll", "ece"):
+                        metrics[f"shift/{name}/{s}/ts/{key}"] = scaled[key]
             metrics[f"shift/{name}/acc"] = _mean([metrics[f"shift/{name}/{s}/acc"] for s in params.severities])
         for group, members in (("mean", STANDARD), ("extra", EXTRA)):
             present = [c for c in names if c in members]
@@ -155,5 +159,9 @@ class Corruption(TestKind):
                 metrics[f"shift/{group}/ece"] = _mean(
                     [metrics[f"shift/{c}/{s}/ece"] for c in present for s in params.severities]
                 )
+                if ctx.temperature is not None:
+                    metrics[f"shift/{group}/ts/ece"] = _mean(
+                        [metrics[f"shift/{c}/{s}/ts/ece"] for c in present for s in params.severities]
+                    )
         details.update({"n": n, "corruptions": names, "severities": params.severities})
         return TestResult(metrics, details)

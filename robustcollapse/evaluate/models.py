@@ -39,6 +39,9 @@ def resolved_recipe(suite: Suite, entry: ModelEntry) -> Recipe | None:
     update: dict[str, Any] = {"dataset": entry.train.dataset or suite.dataset}
     if "heldout" not in entry.train.model_fields_set:
         update["heldout"] = list(suite.heldout)
+    calibration = suite.calibration_of(entry)
+    if calibration.temperature and "val_fraction" not in entry.train.model_fields_set:
+        update["val_fraction"] = calibration.val_fraction  # the temperature's validation split, kept out of training
     return entry.train.model_copy(update=update)
 
 

@@ -27,6 +27,7 @@ from robustcollapse.errors import UserError
 from robustcollapse.evaluate.base import Context, TestResult
 from robustcollapse.evaluate.models import checkpoint_path, model_view, obtain_model, recipe_groups, resolved_recipe
 from robustcollapse.evaluate.overrides import Overrides
+from robustcollapse.evaluate.temperature import model_temperature
 from robustcollapse.io import check_output, exclusive, remove_stale_temporaries, write_json
 from robustcollapse.models.checkpoint import sidecar_path
 from robustcollapse.report.document import new_document
@@ -173,6 +174,8 @@ def _run(suite: Suite, out: Path, options: RunOptions, console: Console) -> dict
             recipe = resolved_recipe(suite, entry)
             groups = recipe_groups(recipe, data.classes)
             view = model_view(recipe, data)  # a coarse-trained model sees coarse labels
+            calibration = suite.calibration_of(entry)
+            info["temperature"] = model_temperature(model, meta, view, calibration, suite.seed, suite.batch_size)
             ctx = Context(
                 model,
                 view,
@@ -184,6 +187,7 @@ def _run(suite: Suite, out: Path, options: RunOptions, console: Console) -> dict
                 heldout.head(limit),
                 fine=None if groups is None else data,
                 coarse=groups,
+                temperature=info["temperature"]["value"] if info["temperature"] else None,
             )
             for test_id, params in entries.items():
                 if test_id in done:

@@ -9,6 +9,8 @@ non-empty bins; classwise ECE (Kull et al. 2019) = mean over classes k of the eq
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -93,3 +95,17 @@ def calibration_report(logits: torch.Tensor, labels: torch.Tensor, n_bins: int =
             for i in range(n_bins)
         ],
     }
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Temperature scaling (Guo et al. 2017): the T > 0 minimising the NLL of softmax(logits / T) on held-out data.
+
+    The NLL is convex in 1/T; it is minimised over log T in [-6, 6] by bounded Brent search in float64."""
+    from scipy.optimize import minimize_scalar
+
+    z, y = logits.double(), labels.long()
+
+    def nll(log_t: float) -> float:
+        return float(F.cross_entropy(z / math.exp(log_t), y))
+
+    return math.exp(minimize_scalar(nll, bounds=(-6.0, 6.0), method="bounded", options={"xatol": 1e-9}).x)

@@ -50,6 +50,8 @@ def result_tables(doc: dict[str, Any], suite: Suite) -> list[Table]:
             if spec == "flag":
                 check = key.rsplit("/", 1)[-1]
                 cells = [_flag_cell(doc["flags"].get(m, {}).get(test_id, {}).get(check)) for m in models]
+            elif all(key not in doc["metrics"][m] for m in models):
+                continue  # a metric no model has (e.g. the scaled calibration of a suite without temperature)
             else:
                 cells = [_fmt(doc["metrics"][m].get(key), spec) for m in models]
             table.add_row(header, key, *cells)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from robustcollapse.metrics.calibration import adaptive_ece, calibration_report, classwise_ece, ece
+from robustcollapse.metrics.calibration import adaptive_ece, calibration_report, classwise_ece, ece, fit_temperature
 
 
 def reference_ece(conf: np.ndarray, hit: np.ndarray, n_bins: int = 15) -> tuple[float, float]:
@@ -87,3 +87,36 @@ def test_classwise_ece_of_perfectly_calibrated_one_hot_is_zero():
     wrong = torch.nn.functional.one_hot(torch.tensor([1, 2, 0, 0]), 3).double()
     # every class: predicted 1 where the label is not k, and 0 where it is -> maximal miscalibration
     assert classwise_ece(wrong, labels) > 0.4
+
+
+def _overconfident(n: int = 2000, scale: float = 4.0, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 10, (n,), generator=g)
+    z = torch.randn(n, 10, generator=g)
+    z[torch.arange(n), y] += 1.5
+    return z * scale, y
+
+
+@pytest.mark.parametrize(("scale", "above_one"), [(4.0, True), (0.3, False)])
+def test_temperature_equals_netcal_and_fixes_over_and_under_confidence(scale, above_one):
+    """netcal's TemperatureScaling (Küppers et al.) fits the inverse temperature on the same logits."""
+    netcal = pytest.importorskip("netcal.scaling")
+    z, y = _overconfident(scale=scale)
+    reference = netcal.TemperatureScaling()
+    reference.fit(torch.softmax(z.double(), 1).numpy(), y.numpy())
+    t = fit_temperature(z, y)
+    assert t == pytest.approx(1 / float(reference.temperature[0]), rel=1e-3)
+    assert (t > 1) == above_one
+    raw, scaled = calibration_report(z, y), calibration_report(z / t, y)
+    assert scaled["ece"] < raw["ece"] and scaled["nll"] < raw["nll"]
+    assert scaled["acc"] == raw["acc"]  # a temperature never changes the prediction
+
+
+def test_temperature_minimises_the_nll():
+    """At the optimum the derivative of the NLL in 1/T vanishes: mean logit of the label = mean expected logit."""
+    z, y = _overconfident(scale=3.0, seed=2)
+    t = fit_temperature(z, y)
+    zd = z.double()
+    p = torch.softmax(zd / t, 1)
+    gradient = (zd[torch.arange(len(y)), y] - (p * zd).sum(1)).mean()
+    assert abs(float(gradient)) < 1e-6
