@@ -51,6 +51,11 @@ class CorruptionParams(TestEntry):
         return sorted(set(value))
 
 
+def signed_percent(change: float) -> str:
+    """A relative change as '−22.5%' or '+0.2%' (a true minus sign; never '−-0.2%')."""
+    return f"{change:+.1%}".replace("-", "−")
+
+
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
@@ -99,7 +104,9 @@ class Corruption(TestKind):
                 if value is not None:
                     drop = metrics.get(f"shift/{group}/rel_drop")
                     table.add_row(
-                        f"[italic]{label}[/]", *[""] * len(params.severities), f"{value:.3f} [dim](−{drop:.1%})[/]"
+                        f"[italic]{label}[/]",
+                        *[""] * len(params.severities),
+                        f"{value:.3f} [dim]({signed_percent(-drop)})[/]",
                     )
             out.append(table)
         return out

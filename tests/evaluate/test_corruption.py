@@ -130,3 +130,10 @@ def test_corrupt_command_writes_a_grid(workdir):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 2000
     bad = CliRunner().invoke(main, ["corrupt", "digits", "--corruptions", "fogg"])
     assert bad.exit_code == 2 and "unknown corruption 'fogg'" in bad.output
+
+
+def test_relative_changes_print_with_one_sign():
+    from robustcollapse.evaluate.corruption import signed_percent
+
+    assert signed_percent(-0.225) == "−22.5%" and signed_percent(0.002) == "+0.2%" and signed_percent(0.0) == "+0.0%"
+    assert "−-" not in signed_percent(-0.002) and signed_percent(-0.002) == "−0.2%"
