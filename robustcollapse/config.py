@@ -375,6 +375,7 @@ def check_suite(data: dict[str, Any], path: Path, lines: dict[Loc, int]) -> Suit
             )
         if entry.train is not None:
             check_recipe(entry.train, path, lines, ("models", i, "train"))
+    namespaces: dict[str, int] = {}
     for i, test in enumerate(suite.tests):
         kind = test.get("kind") if isinstance(test, dict) else None
         if not isinstance(kind, str):
@@ -387,6 +388,17 @@ def check_suite(data: dict[str, Any], path: Path, lines: dict[Loc, int]) -> Suit
         if kind not in registry.names("test"):
             _fail(path, lines, ("tests", i, "kind"), registry.unknown_name_message("test", kind))
         params = validate(registry.get("test", kind).Params, test, path, lines, prefix=("tests", i))
+        space = registry.get("test", kind).namespace(params)
+        if space is not None and space in namespaces:
+            _fail(
+                path,
+                lines,
+                ("tests", i),
+                f"its metrics would overwrite those of tests[{namespaces[space]}] (both `{space}/…`); "
+                "give one of them another `prefix:`",
+            )
+        if space is not None:
+            namespaces[space] = i
         if "heldout" in getattr(params, "sets", []) and not suite.heldout:
             _fail(path, lines, ("tests", i, "sets"), "the 'heldout' set needs the suite's `heldout: [classes]`")
     suite._source = path

@@ -126,6 +126,12 @@ CASES: list[tuple[str, dict[str, str | bytes], list[str], str]] = [
         "tests[0].severities",
     ),
     (
+        "two-corruption-tests-one-prefix",
+        {"s.yaml": swap("kind: clean", "kind: corruption\n  - kind: corruption\n    source: npy")},
+        ["eval", "s.yaml"],
+        "s.yaml:8 tests[1]: its metrics would overwrite those of tests[0] (both `shift/…`)",
+    ),
+    (
         "unknown-detector",
         {"s.yaml": swap("kind: clean", "kind: ood\n    sets: [textures]\n    detectors: [msq]")},
         ["eval", "s.yaml"],

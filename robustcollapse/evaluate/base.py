@@ -99,6 +99,11 @@ class TestKind:
         return []
 
     @classmethod
+    def namespace(cls, params: Any) -> str | None:
+        """The metric-key prefix this test writes alone, when two tests of its kind could collide; None if none."""
+        return None
+
+    @classmethod
     def tables(cls, doc: dict[str, Any], test_id: str, params: Any, dataset: str) -> list[Any] | None:
         """Custom rich tables for this test, or None for the standard metric x model table."""
         return None

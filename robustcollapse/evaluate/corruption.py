@@ -3,6 +3,7 @@
 Keys `shift/<corruption>/<severity>/{acc,nll,ece}`, the mean over the suite's severities `shift/<corruption>/acc`,
 `shift/clean/acc` on the same images, the mean corruption accuracy over the standard 15 `shift/mean/{acc,ece}` and
 its relative drop vs clean `shift/mean/rel_drop`, and the held-out four apart as `shift/extra/{acc,rel_drop}`.
+`shift` is the test's `prefix:`: two corruption tests of one suite (generated and from the .npy files) need two.
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ class CorruptionParams(TestEntry):
     )
     n_examples: int = Field(1000, ge=1, description="test images per (corruption, severity)")
     bins: int = Field(15, ge=1)
+    prefix: str = Field(
+        "shift",
+        pattern=r"^[a-z0-9_-]+$",
+        description="first part of the metric keys; each corruption test needs its own",
+    )
 
     @field_validator("corruptions")
     @classmethod
@@ -68,13 +74,17 @@ class Corruption(TestKind):
     title = "corruption — accuracy under common corruptions"
 
     @classmethod
+    def namespace(cls, params: CorruptionParams) -> str:
+        return params.prefix
+
+    @classmethod
     def columns(cls, params: CorruptionParams) -> list[tuple[str, str, str]]:
         return [
-            ("shift/clean/acc", "clean acc", ".4f"),
-            ("shift/mean/acc", "mean corr. acc (15)", ".4f"),
-            ("shift/mean/rel_drop", "rel. drop", ".4f"),
-            ("shift/mean/ece", "mean ECE", ".4f"),
-            ("shift/extra/acc", "held-out 4 acc", ".4f"),
+            (f"{params.prefix}/clean/acc", "clean acc", ".4f"),
+            (f"{params.prefix}/mean/acc", "mean corr. acc (15)", ".4f"),
+            (f"{params.prefix}/mean/rel_drop", "rel. drop", ".4f"),
+            (f"{params.prefix}/mean/ece", "mean ECE", ".4f"),
+            (f"{params.prefix}/extra/acc", "held-out 4 acc", ".4f"),
         ]
 
     @classmethod
@@ -83,7 +93,7 @@ class Corruption(TestKind):
         out = []
         names = resolve(params.corruptions)
         for model, metrics in doc["metrics"].items():
-            clean = metrics.get("shift/clean/acc")
+            clean = metrics.get(f"{params.prefix}/clean/acc")
             source = params.source if params.source == "npy" else f"{params.parameters} parameters"
             table = Table(
                 title=f"{escape(test_id)} — {escape(model)}: accuracy per corruption × severity ({dataset}, {source}; "
@@ -95,14 +105,14 @@ class Corruption(TestKind):
                 table.add_column(f"s{s}", justify="right")
             table.add_column("mean", justify="right", style="bold")
             for name in names:
-                cells = [metrics.get(f"shift/{name}/{s}/acc") for s in params.severities]
-                mean = metrics.get(f"shift/{name}/acc")
+                cells = [metrics.get(f"{params.prefix}/{name}/{s}/acc") for s in params.severities]
+                mean = metrics.get(f"{params.prefix}/{name}/acc")
                 label = f"{name} [dim](held out)[/]" if name in EXTRA else name
                 table.add_row(label, *[("—" if v is None else f"{v:.3f}") for v in [*cells, mean]])
             for group, label in (("mean", "mean of the standard 15"), ("extra", "mean of the held-out 4")):
-                value = metrics.get(f"shift/{group}/acc")
+                value = metrics.get(f"{params.prefix}/{group}/acc")
                 if value is not None:
-                    drop = metrics.get(f"shift/{group}/rel_drop")
+                    drop = metrics.get(f"{params.prefix}/{group}/rel_drop")
                     table.add_row(
                         f"[italic]{label}[/]",
                         *[""] * len(params.severities),
@@ -125,7 +135,7 @@ class Corruption(TestKind):
         clean_pass = ctx.forward_pass("test")  # the clean images the corrupted ones were made from
         clean_logits, clean_y = clean_pass.logits[:n], clean_pass.y[:n]
         clean_acc = calibration_report(clean_logits, clean_y, n_bins=params.bins)["acc"]
-        metrics["shift/clean/acc"] = clean_acc
+        metrics[f"{params.prefix}/clean/acc"] = clean_acc
         x, device = ctx.test_split.x[:n], ctx.test_split.x.device
         for name in names:
             for s in params.severities:
@@ -151,24 +161,26 @@ class Corruption(TestKind):
                     y = clean_y
                 rep = calibration_report(logits, y, n_bins=params.bins)
                 for key in ("acc", "nll", "ece"):
-                    metrics[f"shift/{name}/{s}/{key}"] = rep[key]
+                    metrics[f"{params.prefix}/{name}/{s}/{key}"] = rep[key]
                 if ctx.temperature is not None:  # does the clean-fitted temperature still hold under shift?
                     scaled = calibration_report(logits / ctx.temperature, y, n_bins=params.bins)
                     for key in ("nll", "ece"):
-                        metrics[f"shift/{name}/{s}/ts/{key}"] = scaled[key]
-            metrics[f"shift/{name}/acc"] = _mean([metrics[f"shift/{name}/{s}/acc"] for s in params.severities])
+                        metrics[f"{params.prefix}/{name}/{s}/ts/{key}"] = scaled[key]
+            metrics[f"{params.prefix}/{name}/acc"] = _mean(
+                [metrics[f"{params.prefix}/{name}/{s}/acc"] for s in params.severities]
+            )
         for group, members in (("mean", STANDARD), ("extra", EXTRA)):
             present = [c for c in names if c in members]
             if present:
-                acc = _mean([metrics[f"shift/{c}/acc"] for c in present])
-                metrics[f"shift/{group}/acc"] = acc
-                metrics[f"shift/{group}/rel_drop"] = (clean_acc - acc) / clean_acc if clean_acc > 0 else 0.0
-                metrics[f"shift/{group}/ece"] = _mean(
-                    [metrics[f"shift/{c}/{s}/ece"] for c in present for s in params.severities]
+                acc = _mean([metrics[f"{params.prefix}/{c}/acc"] for c in present])
+                metrics[f"{params.prefix}/{group}/acc"] = acc
+                metrics[f"{params.prefix}/{group}/rel_drop"] = (clean_acc - acc) / clean_acc if clean_acc > 0 else 0.0
+                metrics[f"{params.prefix}/{group}/ece"] = _mean(
+                    [metrics[f"{params.prefix}/{c}/{s}/ece"] for c in present for s in params.severities]
                 )
                 if ctx.temperature is not None:
-                    metrics[f"shift/{group}/ts/ece"] = _mean(
-                        [metrics[f"shift/{c}/{s}/ts/ece"] for c in present for s in params.severities]
+                    metrics[f"{params.prefix}/{group}/ts/ece"] = _mean(
+                        [metrics[f"{params.prefix}/{c}/{s}/ts/ece"] for c in present for s in params.severities]
                     )
         details.update({"n": n, "corruptions": names, "severities": params.severities})
         return TestResult(metrics, details)

@@ -96,7 +96,8 @@ def _figures_for(doc: dict[str, Any], test_id: str, params: Any, out: Path) -> l
         grids = {}
         for m in models:
             acc = [
-                [doc["metrics"][m].get(f"shift/{c}/{s}/acc", float("nan")) for s in params.severities] for c in names
+                [doc["metrics"][m].get(f"{params.prefix}/{c}/{s}/acc", float("nan")) for s in params.severities]
+                for c in names
             ]
             grids[m] = (names, params.severities, acc)
         figs.append(("Accuracy per corruption and severity", plots.corruption_heatmap(grids, out / f"{slug}-heat.png")))
