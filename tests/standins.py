@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from robustcollapse.hierarchy import CIFAR100_SUPERCLASSES as SUPERCLASSES  # CIFAR-100's class names
+
 
 def natural_patches(n: int, size: int = 32, seed: int = 0) -> np.ndarray:
     """`n` uint8 (size, size, 3) patches cut at random places (and scales) from the sample photos."""
@@ -58,8 +60,8 @@ def write_cifar100(root: Path, n_train: int = 300, n_test: int = 100, seed: int 
     _dump(
         folder / "meta",
         {
-            "fine_label_names": [f"c{i}".encode() for i in range(100)],
-            "coarse_label_names": [f"s{i}".encode() for i in range(20)],
+            "fine_label_names": [n.encode() for n in sorted(leaf for ls in SUPERCLASSES.values() for leaf in ls)],
+            "coarse_label_names": [n.encode() for n in SUPERCLASSES],
         },
     )
     for name, images, labels in (("train", x, y), ("test", xt, yt)):

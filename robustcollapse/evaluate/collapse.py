@@ -67,8 +67,9 @@ class Collapse(TestKind):
         metrics = {f"{nc_key}/{name}": v for name, v in collapse_report(p.z, p.y, p.logits, weight, k).items()}
         if weight is not None:
             metrics.update({f"{nc_key}/{name}": v for name, v in sphere_report(p.z, p.y, weight).items()})
-        if params.by_predicted:  # the binary-encoding paper groups samples by predicted label
-            pred = p.logits.argmax(1)
+        pred = p.logits.argmax(1)
+        one_class = int(pred.unique().numel()) < 2  # e.g. an untrained model: no class means to compare
+        if params.by_predicted and not one_class:  # the binary-encoding paper groups samples by predicted label
             by_pred = collapse_report(p.z, pred, p.logits, weight, k)
             metrics.update({f"{nc_key}/pred/{name}": v for name, v in by_pred.items()})
         if params.binarity:
@@ -83,4 +84,6 @@ class Collapse(TestKind):
             "nc3": "measured" if weight is not None else "not applicable: no linear classifier on z",
             "latent_histograms": latent_histograms(p.z),
         }
+        if params.by_predicted and one_class:
+            details["by_predicted"] = "not measured: the model predicts a single class"
         return TestResult(metrics, details=details)

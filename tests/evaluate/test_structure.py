@@ -86,3 +86,33 @@ def test_collapse_family_suite_end_to_end(workdir):
     assert m["etf"]["nc/min_angle"] == pytest.approx(96.38, abs=0.05)
     assert m["spherical"]["nc/ovr_margin_mean"] > 0
     assert {"nc/nc1", "nc/etf_means", "bin/two_means_sep"} <= set(doc["models"]["haframe"]["history"][-1])
+
+
+def test_collapse_by_prediction_is_skipped_not_crashed_when_one_class_is_predicted():
+    """A model that predicts one class (an untrained one) has no predicted-class means to compare."""
+    import torch
+
+    from robustcollapse.evaluate.base import Context
+    from robustcollapse.evaluate.collapse import Collapse, CollapseParams
+
+    class Constant(torch.nn.Module):
+        def forward_all(self, x):
+            z = x.flatten(1)[:, :4]
+            return z, torch.zeros(len(x), 3).index_fill_(1, torch.tensor([1]), 5.0)
+
+        def classifier_layer(self):
+            return None
+
+    from robustcollapse.data.base import Dataset, Split
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (30, 1, 4, 4), dtype=torch.uint8, generator=gen)
+    split = Split(x, torch.arange(30) % 3)
+    data = Dataset("toy", split, split, ["a", "b", "c"], (0.0,), (1.0,))
+    ctx = Context(Constant(), data, split, 16, 0)
+    result = Collapse.run(ctx, CollapseParams(kind="collapse", split="test", by_predicted=True, binarity=False))
+    assert (
+        "nc/nc1" in result.metrics or "nc/test/nc1" in result.metrics or any(k.endswith("/nc1") for k in result.metrics)
+    )
+    assert not any("/pred/" in k for k in result.metrics)
+    assert result.details["by_predicted"] == "not measured: the model predicts a single class"

@@ -1,0 +1,100 @@
+"""The CIFAR workflow end to end on CPU: stand-ins in torchvision's on-disk formats (natural photographs, not noise),
+CIFAR-10-C made by `corrupt --export`, then `robustcollapse eval suites/cifar.yaml` (and cifar100.yaml) with
+--limit and --epochs 1. Every test kind of the suite produces its metrics, the report renders, the document is
+complete and passes the gate against itself."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+from standins import write_cifar10, write_cifar100, write_svhn
+
+from robustcollapse.cli import main
+
+
+def invoke(*args: str):
+    result = CliRunner().invoke(main, list(args))
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_cifar_suite_end_to_end(workdir):
+    root = workdir / "data"
+    write_cifar10(root, n_train=200, n_test=60)
+    write_cifar100(root, n_train=100, n_test=40)
+    write_svhn(root)
+    invoke("corrupt", "cifar10", "--export", str(root / "CIFAR-10-C"), "--data-root", str(root), "--device", "cpu")
+    run = ("eval", "suites/cifar.yaml", "--data-root", str(root), "--limit", "12", "--epochs", "1", "--device", "cpu")
+    result = invoke(*run)
+    doc = json.loads(Path("results/cifar.json").read_text())
+    assert doc["status"] == "complete" and doc["overrides"] == {"limit": 12, "epochs": 1}
+    for model in ("baseline", "binary"):
+        m = doc["metrics"][model]
+        assert set(doc["timings"][model]) == {
+            "clean",
+            "collapse",
+            "attack",
+            "autoattack",
+            "attack-l2",
+            "corruption",
+            "cifar10-c",
+            "ood",
+        }
+        for key in (
+            "clean/acc",
+            "cal/ece",
+            "cal/ts/ece",
+            "cal/temperature",
+            "nc/nc1",
+            "adv/pgd-linf-8_255/acc",
+            "adv/autoattack-linf-8_255/acc",
+            "adv/pgdl2-l2-0.5/acc",
+            "shift/glass_blur/5/acc",
+            "shift/mean/ts/ece",
+            "cifar10c/glass_blur/5/acc",
+            "cifar10c/mean/acc",
+            "ood/svhn/energy/auroc",
+            "ood/cifar100/msp/auroc",
+            "ood/textures/msp/auroc",
+        ):
+            assert isinstance(m[key], float), (model, key)
+        assert doc["models"][model]["temperature"]["n"] == 20  # 10 % of the 200 training images, held out
+        assert len(doc["models"][model]["history"]) == 1
+    # the exported files are the generated corruptions: the same accuracies from both sources
+    base = doc["metrics"]["baseline"]
+    for c in ("gaussian_noise", "glass_blur", "frost", "spatter"):
+        assert base[f"cifar10c/{c}/3/acc"] == base[f"shift/{c}/3/acc"], c
+    assert "results: results/cifar.json" in result.output
+    invoke("report", "results/cifar.json", "--out", "report")
+    assert Path("report/index.html").stat().st_size > 10_000
+    invoke("compare", "results/cifar.json", "results/cifar.json")
+
+
+def test_cifar100_suite_end_to_end(workdir):
+    """The fine-label linear model and the superclass-trained one cover every test kind of cifar100.yaml."""
+    root = workdir / "data"
+    write_cifar100(root, n_train=200, n_test=60)
+    args = (
+        "--data-root",
+        str(root),
+        "--limit",
+        "40",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--models",
+        "linear,superclass",
+    )
+    invoke("eval", "suites/cifar100.yaml", *args)
+    doc = json.loads(Path("results/cifar100.json").read_text())
+    assert doc["status"] == "complete" and set(doc["metrics"]) == {"linear", "superclass"}
+    assert set(doc["timings"]["linear"]) == {"clean", "collapse", "hierarchy", "finegrained"}
+    for model, metrics in doc["metrics"].items():
+        for key in ("clean/acc", "nc/nc1", "fine/kmeans_acc", "fine/coarse_acc"):
+            assert isinstance(metrics[key], float), (model, key)
+    linear = doc["metrics"]["linear"]
+    assert isinstance(linear["hier/mistake_severity"], float) and isinstance(linear["hier/dist@5"], float)
+    assert doc["models"]["superclass"]["model"]["num_classes"] == 20  # trained on the 20 superclasses
