@@ -596,6 +596,21 @@ def _reflect101_coord(c: torch.Tensor, n: int) -> torch.Tensor:
     return torch.where(c > n - 1, period - c, c)
 
 
+def warp_affine(x: torch.Tensor, src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
+    """cv2.warpAffine(x, cv2.getAffineTransform(src, dst), borderMode=BORDER_REFLECT_101), bilinear, per image:
+    the affine map sending the three (x, y) points src (N, 3, 2) to dst, each output pixel sampled at its preimage."""
+    n, c, h, w = x.shape
+    inverse = _affine_from_points(dst, src)
+    ys, xs = torch.meshgrid(
+        torch.arange(h, dtype=torch.float32, device=x.device),
+        torch.arange(w, dtype=torch.float32, device=x.device),
+        indexing="ij",
+    )
+    coords = torch.stack([xs, ys, torch.ones_like(xs)], dim=-1).reshape(1, h * w, 3)
+    mapped = (coords @ inverse.transpose(1, 2)).reshape(n, h, w, 2)
+    return _sample(x, _reflect101_coord(mapped[..., 0], w), _reflect101_coord(mapped[..., 1], h), "border")
+
+
 def elastic_transform(x: torch.Tensor, p: tuple[float, float, float], rng: Rng) -> torch.Tensor:
     """Original: cv2.warpAffine by a random affine (3 points at centre ± size//3 jittered by U(±affine)), border
     reflect-101, then scipy map_coordinates (order 1, mode 'reflect') along a displacement field of U(−1, 1) noise
@@ -607,16 +622,12 @@ def elastic_transform(x: torch.Tensor, p: tuple[float, float, float], rng: Rng) 
     sq = min(h, w) // 3
     src = torch.stack([centre + sq, centre + torch.tensor([sq, -sq], device=x.device), centre - sq])
     src = src[None].expand(n, 3, 2)
-    dst = src + (2 * rng.uniform(0, 3, 2) - 1) * jitter
-    inverse = _affine_from_points(dst, src)  # dst -> src: cv2.warpAffine samples src at M^-1(dst)
+    x = warp_affine(x, src, src + (2 * rng.uniform(0, 3, 2) - 1) * jitter)
     ys, xs = torch.meshgrid(
         torch.arange(h, dtype=torch.float32, device=x.device),
         torch.arange(w, dtype=torch.float32, device=x.device),
         indexing="ij",
     )
-    coords = torch.stack([xs, ys, torch.ones_like(xs)], dim=-1).reshape(1, h * w, 3)
-    mapped = (coords @ inverse.transpose(1, 2)).reshape(n, h, w, 2)
-    x = _sample(x, _reflect101_coord(mapped[..., 0], w), _reflect101_coord(mapped[..., 1], h), "border")
     if alpha > 0:
         field = 2 * rng.uniform(1, 2, h, w) - 1
         field = gaussian_blur2d(field, sigma, mode="reflect", truncate=3.0) * alpha
