@@ -298,25 +298,31 @@ def motion_blur_batch(x: torch.Tensor, radius: float, sigma: float, angle_deg: t
 
 
 def gaussian_noise(x: torch.Tensor, sigma: float, rng: Rng) -> torch.Tensor:
+    """Original: x + N(0, σ²) per value, clipped. Ours: the same (counter-based normal draws)."""
     return (x + sigma * rng.normal(0, *x.shape[1:])).clamp(0, 1)
 
 
 def shot_noise(x: torch.Tensor, lam: float, rng: Rng) -> torch.Tensor:
+    """Original: Poisson(x·λ)/λ per value, clipped. Ours: the same; exact Poisson below mean 25, N(m, m) rounded
+    above (there x·λ is at least 25 counts)."""
     return (rng.poisson(0, x * lam) / lam).clamp(0, 1)
 
 
 def impulse_noise(x: torch.Tensor, amount: float, rng: Rng) -> torch.Tensor:
-    """scikit-image salt-and-pepper: each value flipped with probability `amount`, half to 1, half to 0."""
+    """Original: scikit-image random_noise 's&p': each value (per channel) replaced with probability `amount`,
+    half by 1, half by 0. Ours: the same."""
     flip = rng.uniform(0, *x.shape[1:]) < amount
     salt = rng.uniform(1, *x.shape[1:]) < 0.5
     return torch.where(flip, salt.float(), x)
 
 
 def speckle_noise(x: torch.Tensor, sigma: float, rng: Rng) -> torch.Tensor:
+    """Original: x + x·N(0, σ²) per value, clipped. Ours: the same."""
     return (x + x * sigma * rng.normal(0, *x.shape[1:])).clamp(0, 1)
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float, rng: Rng) -> torch.Tensor:
+    """Original: scikit-image gaussian per channel (truncate 4, border 'nearest'). Ours: the same separable filter."""
     return gaussian_blur2d(x, sigma).clamp(0, 1)
 
 
@@ -336,6 +342,8 @@ def disk_kernel(radius: float, alias_blur: float, device: torch.device | None = 
 
 
 def defocus_blur(x: torch.Tensor, p: tuple[float, float], rng: Rng) -> torch.Tensor:
+    """Original: cv2.filter2D per channel with an aliased disk of the radius smoothed by a 3x3 Gaussian of σ =
+    alias_blur (see `disk_kernel`), border reflect-101. Ours: the same kernel and border."""
     return _depthwise(x, disk_kernel(*p, device=x.device), "reflect").clamp(0, 1)
 
 
@@ -385,6 +393,8 @@ def glass_blur(x: torch.Tensor, p: tuple[float, int, int], rng: Rng) -> torch.Te
 
 
 def motion_blur(x: torch.Tensor, p: tuple[float, float], rng: Rng) -> torch.Tensor:
+    """Original: ImageMagick's motion blur (radius, sigma) at an angle U(−45°, 45°), through Wand, read back as
+    uint8. Ours: a port of its kernel (see `motion_blur_batch`, which says how close it is to ImageMagick)."""
     angle = rng.uniform(0, 1)[:, 0] * 90 - 45
     return motion_blur_batch(x, p[0], p[1], angle).clamp(0, 1)
 
@@ -509,6 +519,8 @@ def plasma_fractal(rng: Rng, stream: int, mapsize: int, wibble_decay: float) -> 
 
 
 def fog(x: torch.Tensor, p: tuple[float, float], rng: Rng) -> torch.Tensor:
+    """Original: x + strength · a diamond-square plasma fractal (wibble decay per severity), then scaled by
+    max(x)/(max(x) + strength), clipped. Ours: the same fractal, drawn per image (mapsize: next power of two)."""
     strength, decay = p
     h, w = x.shape[-2:]
     mapsize = 1 << max(math.ceil(math.log2(max(h, w))), 1)
@@ -525,17 +537,19 @@ def _hsv_value_shift(x: torch.Tensor, c: float) -> torch.Tensor:
 
 
 def brightness(x: torch.Tensor, c: float, rng: Rng) -> torch.Tensor:
+    """Original: scikit-image HSV, V + c clipped, back to RGB. Ours: the same in closed form (RGB scales with V)."""
     return _hsv_value_shift(x, c).clamp(0, 1)
 
 
 def contrast(x: torch.Tensor, c: float, rng: Rng) -> torch.Tensor:
+    """Original: (x − per-channel mean)·c + mean, clipped. Ours: the same."""
     means = x.mean(dim=(2, 3), keepdim=True)
     return ((x - means) * c + means).clamp(0, 1)
 
 
 def saturate(x: torch.Tensor, p: tuple[float, float], rng: Rng) -> torch.Tensor:
-    """HSV S·mul + add (clipped) with H and V kept. A grey pixel has hue 0 in scikit-image's conversion, so a
-    positive `add` tints it red there too."""
+    """Original: scikit-image HSV, S·mul + add clipped, back to RGB. Ours: the same in closed form; a grey pixel has
+    hue 0 in scikit-image's conversion, so a positive `add` tints it red as there."""
     mul, add = p
     v = x.amax(dim=1, keepdim=True)
     mn = x.amin(dim=1, keepdim=True)
@@ -547,8 +561,8 @@ def saturate(x: torch.Tensor, p: tuple[float, float], rng: Rng) -> torch.Tensor:
 
 
 def jpeg_compression(x: torch.Tensor, quality: int, rng: Rng) -> torch.Tensor:
-    """libjpeg encode/decode at `quality` (torchvision.io, on the CPU whatever the device), 4:2:0 chroma as PIL's
-    default."""
+    """Original: PIL JPEG save at `quality` and decode. Ours: libjpeg through torchvision.io (on the CPU whatever
+    the device), 4:2:0 chroma as PIL's default: the same bytes on our test photographs."""
     from torchvision.io import decode_jpeg, encode_jpeg
 
     device = x.device
