@@ -250,7 +250,7 @@ def _truncate(x: torch.Tensor) -> torch.Tensor:
 
 
 def _round(x: torch.Tensor) -> torch.Tensor:
-    """Rounding half up to whole grey levels, as PIL and ImageMagick round what they return as uint8."""
+    """Rounding half up to whole grey levels, as PIL rounds what it returns as uint8."""
     return torch.floor(x * 255 + (0.5 + TRUNCATE_SLACK)) / 255
 
 
@@ -279,7 +279,10 @@ def motion_blur_batch(x: torch.Tensor, radius: float, sigma: float, angle_deg: t
     Same kernel construction as MotionBlurImage: width 2·ceil(radius)+1 taps with one-sided Gaussian weights
     exp(−i²/2σ²) (normalised) at integer offsets round(i·(cos a, sin a)) along the angle, edge pixels repeated.
     Differences from ImageMagick: we work in float, not its 16-bit quantum, and repeat edges instead of its
-    configurable virtual-pixel method (edge is its default)."""
+    configurable virtual-pixel method (edge is its default). Measured against `convert -motion-blur` of
+    ImageMagick 6.9.11 Q16 on 60 natural 32x32 photographs at every CIFAR severity, both truncated to uint8 (as that
+    ImageMagick writes it): mean difference 0.001-0.003 grey levels, never more than 1
+    (benchmarks/imagemagick_motion_blur.py)."""
     width = int(2 * math.ceil(radius) + 1)
     taps = torch.arange(width, device=x.device, dtype=torch.float32)
     weights = torch.exp(-(taps**2) / (2 * sigma**2))
@@ -417,7 +420,7 @@ def zoom_blur(x: torch.Tensor, p: tuple[float, float], rng: Rng) -> torch.Tensor
 
 def snow(x: torch.Tensor, p: tuple[float, ...], rng: Rng) -> torch.Tensor:
     """Original: a layer N(loc, scale) per pixel, zoomed, zeroed below the threshold, saved as uint8 (truncated),
-    ImageMagick motion blur along U(−135°, −45°) (read back as uint8, rounded); the image is pulled towards
+    ImageMagick motion blur along U(−135°, −45°) (read back as uint8, truncated); the image is pulled towards
     max(x, 1.5·grey + 0.5) and the layer and its 180° rotation are added. Ours: the same steps, our port of
     ImageMagick's kernel (see `motion_blur_batch`)."""
     loc, scale, zoom, threshold, radius, sigma, mix = p
@@ -427,7 +430,7 @@ def snow(x: torch.Tensor, p: tuple[float, ...], rng: Rng) -> torch.Tensor:
     layer = torch.where(layer < threshold, torch.zeros_like(layer), layer)
     layer = _truncate(layer.clamp(0, 1))
     angle = rng.uniform(1, 1)[:, 0] * 90 - 135
-    layer = _round(motion_blur_batch(layer, radius, sigma, angle))
+    layer = _truncate(motion_blur_batch(layer, radius, sigma, angle))
     grey = x if c == 1 else _grey(x)
     x = mix * x + (1 - mix) * torch.maximum(x, grey * 1.5 + 0.5)
     return (x + layer + torch.rot90(layer, 2, dims=(-2, -1))).clamp(0, 1)
@@ -786,7 +789,7 @@ class Corruption:
     params: tuple  # make_cifar_c.py, one entry per severity 1..5
     imagenet: tuple  # make_imagenet_c.py, one entry per severity 1..5
     colour: bool = False  # acts on RGB only: grey input is replicated, corrupted, converted back to luma
-    rounds: bool = False  # the original's result is already uint8, rounded (ImageMagick, PIL): not truncated
+    rounds: bool = False  # the original's result is already uint8, rounded by PIL: not truncated
 
     def values(self, parameters: str) -> tuple:
         """The table of a parameter set: 'cifar' or 'imagenet'."""
@@ -823,7 +826,6 @@ _TABLE = [
         motion_blur,
         ((6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)),
         ((10, 3), (15, 5), (15, 8), (15, 12), (20, 15)),
-        rounds=True,
     ),
     Corruption(
         "zoom_blur",

@@ -42,7 +42,8 @@ def disk(radius: float, alias_blur: float) -> np.ndarray:
 def magick_motion_blur(img: np.ndarray, radius: float, sigma: float, angle: float) -> np.ndarray:
     """MagickCore MotionBlurImage on a uint8 (H, W) or (H, W, C) image, returned as uint8 like the PNG the original
     reads back: 2·ceil(radius)+1 taps, one-sided weights exp(−i²/2σ²) normalised, tap i at the integer offset
-    (ceil(i·cos a − ½), ceil(i·sin a − ½)), edge virtual pixels; the Q16 quantum rounding, then 16 → 8 bits."""
+    (ceil(i·cos a − ½), ceil(i·sin a − ½)), edge virtual pixels, the result truncated to 8 bits (what
+    `convert -motion-blur` of ImageMagick 6.9.11 Q16 writes, measured: rounding would be half a level off)."""
     width = int(2 * np.ceil(radius) + 1)
     taps = np.arange(width)
     weights = np.exp(-(taps.astype(np.float64) ** 2) / (2 * sigma * sigma))
@@ -52,14 +53,13 @@ def magick_motion_blur(img: np.ndarray, radius: float, sigma: float, angle: floa
     off_y = np.ceil(taps * np.sin(a) - 0.5).astype(int)
     h, w = img.shape[:2]
     rows, cols = np.arange(h), np.arange(w)
-    src = img.astype(np.float64) * 257
+    src = img.astype(np.float64)
     out = np.zeros_like(src)
     for k in range(width):
         r = np.clip(rows + off_y[k], 0, h - 1)
         c = np.clip(cols + off_x[k], 0, w - 1)
         out += weights[k] * src[r][:, c]
-    quantum = np.clip(np.round(out), 0, 65535)
-    return ((quantum + 128) // 257).astype(np.uint8)
+    return np.floor(np.clip(out, 0, 255) + 1e-6).astype(np.uint8)
 
 
 def plasma_fractal(rng: np.random.RandomState, mapsize: int = 32, wibbledecay: float = 3) -> np.ndarray:
