@@ -12,7 +12,7 @@ element), so an image is corrupted the same way whatever the batch it arrives in
 
 Grey-scale input: noise, blur, weather, contrast, elastic, pixelate and JPEG act on the single channel directly
 (snow's grey conversion is the identity there; brightness on the HSV value of a grey pixel is `x + c`). The
-colour-only steps — saturate, spatter's coloured water and mud, frost's tinted ice — run on the channel replicated
+colour-only steps — saturate, spatter's coloured water and mud, frost's photographs — run on the channel replicated
 three times and are converted back with the ITU-R 601 luma weights, so a grey image stays grey.
 """
 
