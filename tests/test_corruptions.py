@@ -189,7 +189,7 @@ def test_glass_blur_copies_from_up_or_left_at_tiny_sigma(colour):
     from the pixel above, to the left or above-left (randint(−1, 1) is −1 or 0), never one from below or right.
     A swap would also move pixels down and right."""
     y = corrupt(colour[:4], "glass_blur", 1)
-    quantised = torch.floor(colour[:4] * 255 + 1e-3) / 255
+    quantised = C._truncate(colour[:4])
     padded = torch.nn.functional.pad(quantised, (1, 0, 1, 0), value=-1)
     up_left = [padded[..., 1 - dy : 33 - dy, 1 - dx : 33 - dx] for dy in (0, 1) for dx in (0, 1)]
     assert bool(torch.stack([(y == c).all(1) for c in up_left]).any(0).all())
