@@ -239,13 +239,6 @@ def pil_box_matrix(n_in: int, n_out: int, device: torch.device | None = None) ->
     return (weight / weight.sum(1, keepdim=True)).float()
 
 
-def box_resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """PIL `Image.resize(size, BOX)` on a batch."""
-    ah = pil_box_matrix(x.shape[-2], size[0], x.device)
-    aw = pil_box_matrix(x.shape[-1], size[1], x.device)
-    return torch.einsum("oh,nchw,pw->ncop", ah, x, aw)
-
-
 TRUNCATE_SLACK = 1e-4  # grey levels: float32 round-off must not drop a value the float64 original has as k to k−1
 
 
@@ -590,8 +583,8 @@ def pixelate(x: torch.Tensor, factor: float, rng: Rng) -> torch.Tensor:
 
 def _pil_box_resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """PIL's BOX resize of a uint8 image: the horizontal pass, rounded to uint8, then the vertical one, rounded."""
-    across = _round(torch.einsum("nchw,pw->nchp", x, pil_box_matrix(x.shape[-1], size[1], x.device)).clamp(0, 1))
-    return _round(torch.einsum("oh,nchp->ncop", pil_box_matrix(x.shape[-2], size[0], x.device), across).clamp(0, 1))
+    across = _round((x @ pil_box_matrix(x.shape[-1], size[1], x.device).T).clamp(0, 1))
+    return _round((pil_box_matrix(x.shape[-2], size[0], x.device) @ across).clamp(0, 1))
 
 
 def _affine_from_points(src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
