@@ -339,7 +339,7 @@ def report(result: Path, out: Path | None) -> None:
     help="all, a family (noise, blur, weather, digital, extra) or comma-separated corruption names.",
 )
 @click.option("--severities", default="1,2,3,4,5", show_default=True, help="Comma-separated severities 1..5.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=0, show_default=True)
 @click.option(
     "--parameters",
     type=click.Choice(["auto", "cifar", "imagenet"]),
@@ -353,6 +353,21 @@ def report(result: Path, out: Path | None) -> None:
     default=None,
     help="PNG path [default: results/corruptions-<source>.png].",
 )
+@click.option(
+    "--export",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write every image of the split, corrupted, in the CIFAR-10-C .npy layout to this folder (no PNG).",
+)
+@click.option("--split", type=click.Choice(["test", "train"]), default="test", show_default=True, help="With --export.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="With --export: the first N images only.")
+@click.option(
+    "--labels",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="With --export of a .npy SOURCE: an (N,) integer .npy of its labels, written as labels.npy.",
+)
+@device_option
 @data_root_option
 @friendly
 def corrupt(
@@ -364,13 +379,20 @@ def corrupt(
     seed: int,
     parameters: str,
     out: Path | None,
+    export: Path | None,
+    split: str,
+    limit: int | None,
+    labels: Path | None,
+    device: str,
     data_root: Path | None,
 ) -> None:
-    """Write a PNG grid of one image under every corruption x severity, to look at them.
+    """Corrupt images: a PNG grid of one image under every corruption x severity, or with --export whole data sets.
 
-    SOURCE is a data set name (its test image --index) or an image file (resized to --size x --size, RGB)."""
+    SOURCE is a data set name (its test image --index), an image file (resized to --size x --size, RGB) or, with
+    --export, a uint8 (N, H, W, C) .npy array of images. --export DIR writes DIR/<corruption>.npy (uint8, the n
+    images at each severity in turn, severity 1 first), DIR/labels.npy and DIR/manifest.json: the files
+    `source: npy` reads from DATA_ROOT/<DATASET>-C (CIFAR-10-C/CIFAR-100-C for cifar10/cifar100)."""
     from robustcollapse.corruptions import parameter_set, resolve
-    from robustcollapse.report.plots import corruption_grid
 
     selection = corruptions if "," not in corruptions else [c.strip() for c in corruptions.split(",")]
     try:
@@ -380,6 +402,11 @@ def corrupt(
         raise UserError(f"--corruptions/--severities: {exc}") from None
     if not levels or any(not 1 <= s <= 5 for s in levels):
         raise UserError(f"--severities: {severities!r}; allowed: comma-separated values from 1, 2, 3, 4, 5")
+    if export is not None:
+        _export(source, export, names, levels, seed, parameters, split, limit, labels, device, data_root)
+        return
+    from robustcollapse.report.plots import corruption_grid
+
     if Path(source).is_file():
         image, title, stem = _image_file(Path(source), size), f"{Path(source).name} at {size}x{size}", Path(source).stem
     else:
@@ -395,6 +422,79 @@ def corrupt(
     chosen = parameter_set(*image.shape[-2:], parameters)
     corruption_grid(image, names, levels, seed, path, f"{title}, {chosen} parameters, seed {seed}", chosen)
     console.print(f"grid: {path}", markup=False)
+
+
+def _npy_images(path: Path, labels: Path | None):
+    """A uint8 (N, H, W, C) .npy of images as NCHW, and its labels from --labels (or None)."""
+    import numpy as np
+    import torch
+
+    from robustcollapse.data.base import to_uint8_nchw
+
+    try:
+        arr = np.load(path, mmap_mode="r")
+        y = None if labels is None else np.load(labels)
+    except (ValueError, OSError) as exc:
+        raise UserError(f"{path if labels is None else labels}: not a .npy array numpy can read ({exc})") from None
+    if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[-1] not in (1, 3):
+        raise UserError(f"{path}: expected uint8 images (N, H, W, C) with C 1 or 3, got {arr.dtype} {arr.shape}")
+    if y is not None and (y.ndim != 1 or len(y) != len(arr) or y.dtype.kind not in "iu"):
+        raise UserError(f"{labels}: expected ({len(arr)},) integer labels, got {y.dtype} {y.shape}")
+    x = to_uint8_nchw(torch.from_numpy(np.array(arr)).permute(0, 3, 1, 2))
+    return x, None if y is None else torch.from_numpy(y.astype(np.int64))
+
+
+def _export(
+    source: str,
+    folder: Path,
+    names: list[str],
+    levels: list[int],
+    seed: int,
+    parameters: str,
+    split: str,
+    limit: int | None,
+    labels: Path | None,
+    device: str,
+    data_root: Path | None,
+) -> None:
+    """`corrupt --export`: corrupt every image of SOURCE's split (or a .npy array) and write the .npy layout."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from robustcollapse.corruptions import parameter_set
+    from robustcollapse.data.corrupted import export_corrupted
+    from robustcollapse.train import resolve_device
+
+    if source.endswith(".npy"):
+        if not Path(source).is_file():
+            raise UserError(f"{source}: no such .npy file")
+        x, y = _npy_images(Path(source), labels)
+    else:
+        from robustcollapse.data import load_dataset
+
+        data = load_dataset(source, data_root)
+        part = data.test if split == "test" else data.train
+        x, y = part.x, part.y
+    x, y = x[:limit], None if y is None else y[:limit]
+    target = resolve_device(device)
+    chosen = parameter_set(*x.shape[-2:], parameters)
+    total = len(names) * len(set(levels)) * len(x)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err_console, transient=True) as progress:
+        task = progress.add_task(f"corrupting {len(x)} images", total=total)
+        written = export_corrupted(
+            x.to(target),
+            y,
+            folder,
+            names,
+            levels,
+            seed=seed,
+            parameters=parameters,
+            advance=lambda count: progress.advance(task, count),
+        )
+    console.print(
+        f"{len(names)} corruptions x {len(set(levels))} severities x {len(x)} images ({chosen} parameters, seed "
+        f"{seed}) -> {folder}/ ({len(written)} files{'' if y is not None else '; no labels.npy: pass --labels'})"
+    )
 
 
 def _image_file(path: Path, size: int):
@@ -414,17 +514,21 @@ def _image_file(path: Path, size: int):
 @main.command(name="list")
 @click.argument("family", required=False)
 def list_(family: str | None) -> None:
-    """List registered backbones, heads, data sets and test kinds (or one FAMILY of them)."""
+    """List registered backbones, heads, data sets, test kinds and the corruptions (or one FAMILY of them)."""
     from rich.table import Table
 
     from robustcollapse.config import argument_summary
 
     families = registry.families()
-    if family is not None and family.rstrip("s") not in families:
-        message = f"unknown family {family!r}; known: {', '.join(families)}"
+    known = [*families, "corruption"]
+    if family is not None and family.rstrip("s") not in known:
+        message = f"unknown family {family!r}; known: {', '.join(known)}"
         err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
         sys.exit(2)
-    for fam in families if family is None else [family.rstrip("s")]:
+    for fam in known if family is None else [family.rstrip("s")]:
+        if fam == "corruption":
+            console.print(_corruption_table())
+            continue
         table = Table(title=f"{fam}s", title_justify="left")
         table.add_column("name", style="bold")
         table.add_column("arguments (defaults)")
@@ -432,3 +536,32 @@ def list_(family: str | None) -> None:
         for name in registry.names(fam):
             table.add_row(name, argument_summary(fam, name), registry.describe(fam, name))
         console.print(table)
+
+
+def _corruption_table():
+    """The 19 corruptions: family, severities and the values of both parameter sets, severity 1 to 5."""
+    from rich.table import Table
+
+    from robustcollapse.corruptions import CORRUPTIONS
+
+    table = Table(
+        title="corruptions (Hendrycks & Dietterich's; family extra = the held-out four); parameter sets: cifar "
+        "(make_cifar_c.py, auto below 128 px) and imagenet (make_imagenet_c.py), values for severity 1; 2; 3; 4; 5",
+        title_justify="left",
+    )
+    table.add_column("name", style="bold", no_wrap=True)
+    table.add_column("family")
+    table.add_column("severities")
+    table.add_column("cifar")
+    table.add_column("imagenet")
+    for spec in CORRUPTIONS.values():
+        table.add_row(
+            spec.name, spec.family, "1-5", "; ".join(map(_short, spec.params)), "; ".join(map(_short, spec.imagenet))
+        )
+    return table
+
+
+def _short(value: object) -> str:
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_short(v) for v in value) + ")"
+    return f"{value:g}" if isinstance(value, float) else str(value)
