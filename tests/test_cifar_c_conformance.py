@@ -114,7 +114,6 @@ def test_random_corruptions_have_the_original_strength_and_intensity(name, photo
             assert abs(mean_diff) <= tol, (name, s, key, mean_diff, tol)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", STOCHASTIC)
 def test_the_tolerance_rule_accepts_the_port_itself(name, photos, port):
     """The port with seed 2 against the port with seed 1: the original's own randomness passes the rule."""

@@ -32,9 +32,13 @@ def corrupted_folder(dataset: str, data_root: Path | None) -> Path:
     name = FOLDERS.get(dataset, f"{dataset}-C")
     folder = Path(data_root or ".") / name
     if not (folder / "labels.npy").is_file():
-        where = f"download {SOURCES[dataset]}, extract it under --data-root (giving {name}/<corruption>.npy), or "
+        where = (
+            f"download {SOURCES[dataset]}, extract it under --data-root (giving {name}/<corruption>.npy), or "
+            if dataset in SOURCES
+            else ""
+        )
         raise DataNotFoundError(
-            f"{name}: {folder / 'labels.npy'} not found; {where if dataset in SOURCES else ''}make it with "
+            f"{name}: {folder / 'labels.npy'} not found; {where}make it with "
             f"`robustcollapse corrupt {dataset} --export {folder}` and pass --data-root {folder.parent}"
         )
     return folder

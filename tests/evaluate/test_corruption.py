@@ -15,7 +15,7 @@ from robustcollapse.config import ConfigError, load_suite
 from robustcollapse.corruptions import corrupt
 from robustcollapse.data import Dataset, Split
 from robustcollapse.data.corrupted import corrupted_folder, read_corrupted
-from robustcollapse.errors import DataNotFoundError, UserError
+from robustcollapse.errors import DataNotFoundError
 from robustcollapse.evaluate.base import Context
 from robustcollapse.evaluate.corruption import Corruption, CorruptionParams
 
@@ -63,7 +63,8 @@ def test_npy_reader_slices_one_severity(tmp_path):
 def test_npy_missing_data_is_a_clear_error(tmp_path):
     with pytest.raises(DataNotFoundError, match=r"CIFAR-10-C.*labels.npy not found; download https://zenodo.org"):
         corrupted_folder("cifar10", tmp_path)
-    with pytest.raises(UserError, match="source 'npy' exists for cifar10, cifar100 only, not 'mnist5k'"):
+    with pytest.raises(DataNotFoundError, match=r"mnist5k-C: .*labels.npy not found; make it with `robustcollapse "
+                       r"corrupt mnist5k --export .*mnist5k-C` and pass --data-root"):  # fmt: skip
         corrupted_folder("mnist5k", tmp_path)
     write_cifar_c(tmp_path, "fog", per=2)
     with pytest.raises(DataNotFoundError, match="snow.npy: not found"):
