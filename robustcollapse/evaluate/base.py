@@ -47,6 +47,8 @@ class Context:
     fine: Dataset | None = None  # the fine-labelled data set, when the model was trained on coarse labels
     coarse: list[list[int]] | None = None  # and its coarse classes as groups of fine class indices
     _passes: dict[str, Pass] = field(default_factory=dict)
+    # robust masks of earlier attack tests of this model, per (norm, eps): the worst case spans tests
+    attack_masks: dict[tuple[str, float], list[dict[str, Any]]] = field(default_factory=dict)
 
     def split(self, name: str) -> Split:
         return self.test_split if name == "test" else self.data.train
