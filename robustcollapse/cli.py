@@ -12,7 +12,7 @@ import click
 from rich.console import Console
 
 from robustcollapse import __version__, registry
-from robustcollapse.errors import UserError
+from robustcollapse.errors import ChecksFired, UserError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -67,6 +67,7 @@ download_option = click.option("--download", is_flag=True, help="Let torchvision
 @data_root_option
 @download_option
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate at most N test examples.")
+@click.option("--strict", is_flag=True, help="Exit 3 when any attack honesty check fires.")
 @friendly
 def eval(
     suite_file: Path | None,
@@ -75,11 +76,12 @@ def eval(
     data_root: Path | None,
     download: bool,
     limit: int | None,
+    strict: bool,
 ) -> None:
     """Run a suite (default suites/mnist.yaml): train missing models, evaluate, print tables, write JSON."""
     from robustcollapse.config import load_suite
     from robustcollapse.evaluate.runner import RunOptions, default_output, run_suite
-    from robustcollapse.report.tables import print_results
+    from robustcollapse.report.tables import fired_checks, print_results
     from robustcollapse.train import resolve_device
 
     suite = load_suite(suite_file or DEFAULT_SUITE)
@@ -88,6 +90,8 @@ def eval(
     doc = run_suite(suite, out, options, console)
     print_results(doc, suite, console)
     console.print(f"results: [bold]{out}[/]")
+    if strict and fired_checks(doc):
+        raise ChecksFired(f"--strict: honesty checks fired ({' | '.join(fired_checks(doc))})")
 
 
 @main.command()

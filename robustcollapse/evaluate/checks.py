@@ -378,8 +378,7 @@ def silent_success(p: Probe) -> dict[str, Any]:
 
 @check(
     "incomplete_optimisation",
-    "on points PGD leaves robust, its best loss still rose by more than 5 % of its range in the last 10 % of the "
-    "steps",
+    "on points PGD leaves robust, its best loss still rose by more than 5 % of its range in the last 10 % of the steps",
     "more points than Binomial(m, tolerance) gives by chance",
     "Pintor et al. 2022, incomplete optimisation",
 )

@@ -70,7 +70,8 @@ def result_tables(doc: dict[str, Any], suite: Suite) -> list[Table]:
         summaries = [
             f"{m}: {test_flags(doc, m, test_id)['summary']}" for m in doc["metrics"] if test_flags(doc, m, test_id)
         ]
-        caption = "; ".join(summaries) + ("  (⚠ = not trusted: a check fired)" if summaries else "")
+        marked = any(test_flags(doc, m, test_id).get("numbers") for m in doc["metrics"])
+        caption = "; ".join(summaries) + ("  (⚠ = not trusted: a check fired)" if marked else "")
         table = Table(
             title=f"{test_id}: {kind.title} ({where})",
             title_justify="left",
