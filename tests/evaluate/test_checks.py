@@ -7,9 +7,6 @@ clean point is and can shape the loss along the attack's path exactly).
 
 from __future__ import annotations
 
-import math
-
-import pytest
 import torch
 from torch import nn
 
