@@ -35,6 +35,7 @@ class Collapse(TestKind):
         nc, b = prefix("nc", params.split), prefix("bin", params.split)
         cols = [
             (f"{nc}/nc1", "NC1", ".4g"),
+            (f"{nc}/within_between", "tr(Σ_W)/tr(Σ_B)", ".4g"),
             (f"{nc}/equinorm", "equinorm", ".4f"),
             (f"{nc}/equiangular", "equiang.", ".4f"),
             (f"{nc}/maxangle", "max-angle", ".4f"),

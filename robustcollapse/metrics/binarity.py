@@ -5,19 +5,28 @@ we report the mean log-likelihood per sample, the mean component sigma and the p
 |mu_1 - mu_2| / mean sigma (mean and std over dimensions). A binary code has two narrow, well separated
 peaks: high log-likelihood, small sigma, large separation.
 
-Sign codes: the pattern 1[z - mu_G > 0] of each sample, with mu_G the global mean (for a binary latent whose
-two values straddle 0 this is the paper's 1[z > 0]; centring makes post-ReLU baseline features comparable);
+Sign codes: the pattern 1[z > t] of each sample, with t per coordinate the midpoint of its two modes (1-D 2-means
+from the extremes), so a coordinate whose two values are unbalanced across classes is still cut between them
+(a global mean would sit next to the larger mode); for a binary latent at +-1 this is the paper's 1[z > 0];
 a class's code is its most frequent pattern; we report the fraction of samples carrying their class's code
 and the number of distinct class codes (K when every class owns a vertex of the hypercube).
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
 MAX_FIT_SAMPLES = 5000
+# EM started at the coordinate's two modes and run to a tight tolerance, so the peak separation does not depend on
+# where a loose tolerance stopped it (at sklearn's 1e-3 an unbalanced pair of modes stops ~10 % short). A unimodal
+# coordinate has a flat likelihood and may not converge within GMM_MAX_ITER: its separation is small either way.
+GMM_TOL = 1e-8
+GMM_MAX_ITER = 1000
 
 
 def gmm_binarity(z: torch.Tensor, seed: int = 0) -> dict[str, float]:
@@ -30,7 +39,19 @@ def gmm_binarity(z: torch.Tensor, seed: int = 0) -> dict[str, float]:
         if std < 1e-12:  # a constant dimension: one spike, no second peak
             continue
         col = ((col - col.mean()) / std)[:, None]
-        gmm = GaussianMixture(2, covariance_type="full", random_state=seed, reg_covar=1e-6).fit(col)
+        lo, hi = two_modes(torch.from_numpy(col))
+        gmm = GaussianMixture(
+            2,
+            covariance_type="full",
+            random_state=seed,
+            reg_covar=1e-6,
+            tol=GMM_TOL,
+            max_iter=GMM_MAX_ITER,
+            means_init=[[float(lo[0])], [float(hi[0])]],
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            gmm.fit(col)
         sig = np.sqrt(gmm.covariances_.reshape(2))
         loglik.append(gmm.score(col))
         sigma.append(sig.mean())
@@ -74,10 +95,22 @@ def two_means_separation(z: torch.Tensor, iterations: int = 15) -> float:
     return float(((c[1] - c[0]).abs() / pooled).mean())
 
 
+def two_modes(z: torch.Tensor, iterations: int = 50) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per coordinate, the lower and upper centre of a 1-D 2-means started at the minimum and maximum (d,), (d,)."""
+    v = z.double()
+    lo, hi = v.amin(0), v.amax(0)
+    for _ in range(iterations):
+        upper = (v - lo).abs() > (v - hi).abs()
+        lo = torch.where((~upper).any(0), (v * ~upper).sum(0) / (~upper).sum(0).clamp_min(1), lo)
+        hi = torch.where(upper.any(0), (v * upper).sum(0) / upper.sum(0).clamp_min(1), hi)
+    return lo, hi
+
+
 def class_codes(z: torch.Tensor, y: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Each class's most frequent sign pattern 1[z - mu_G > 0] (K x d bool), how many of its samples carry it
-    (K,), and the number of distinct patterns over all samples."""
-    patterns, inverse = torch.unique(z > z.mean(dim=0), dim=0, return_inverse=True)
+    """Each class's most frequent sign pattern 1[z > midpoint of the coordinate's two modes] (K x d bool), how
+    many of its samples carry it (K,), and the number of distinct patterns over all samples."""
+    lo, hi = two_modes(z)
+    patterns, inverse = torch.unique(z.double() > (lo + hi) / 2, dim=0, return_inverse=True)
     joint = torch.zeros(num_classes, patterns.shape[0], dtype=torch.long, device=z.device)
     joint.index_put_((y, inverse), torch.ones_like(y), accumulate=True)
     best = joint.argmax(dim=1)
@@ -85,7 +118,7 @@ def class_codes(z: torch.Tensor, y: torch.Tensor, num_classes: int) -> tuple[tor
 
 
 def sign_codes(z: torch.Tensor, y: torch.Tensor, num_classes: int) -> dict[str, float]:
-    """Fraction of samples whose sign pattern 1[z - mu_G > 0] equals their class's most frequent one; code counts."""
+    """Fraction of samples whose sign pattern equals their class's most frequent one; code counts."""
     codes, carriers, n_patterns = class_codes(z, y, num_classes)
     present = torch.bincount(y, minlength=num_classes) > 0
     return {
