@@ -7,6 +7,7 @@ clean point is and can shape the loss along the attack's path exactly).
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -124,6 +125,12 @@ def test_binomial_limit_is_the_upper_quantile():
     for m, rate in [(100, 0.02), (500, 0.05), (37, 0.1)]:
         k = chance_limit(m, rate)
         assert binom.sf(k, m, rate) <= 0.01 < binom.sf(k - 1, m, rate)
+
+
+def test_checks_use_the_binomial_limit_for_their_points(model, data):  # noqa: F811
+    p = probe(model, data, m=200)
+    assert p.limit() == chance_limit(200, 0.02) == 9  # a fixed 2 % would fire on 5 points
+    assert fired(p, "single_step_stronger")["threshold"] == pytest.approx(9 / 200)
 
 
 def test_every_check_is_registered_with_its_source():
