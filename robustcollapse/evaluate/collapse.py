@@ -73,7 +73,7 @@ class Collapse(TestKind):
             by_pred = collapse_report(p.z, pred, p.logits, weight, k)
             metrics.update({f"{nc_key}/pred/{name}": v for name, v in by_pred.items()})
         if params.binarity:
-            binarity = {**gmm_binarity(p.z, seed=ctx.seed), **sign_codes(p.z, p.y, k)}
+            binarity = {**gmm_binarity(p.z), **sign_codes(p.z, p.y, k)}
             metrics.update({f"{bin_key}/{name}": v for name, v in binarity.items()})
             if params.by_predicted:
                 metrics[f"{bin_key}/pred/same_code"] = sign_codes(p.z, p.logits.argmax(1), k)["same_code"]
