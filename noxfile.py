@@ -61,5 +61,6 @@ def update_baseline(session: nox.Session) -> None:
 def mutants(session: nox.Session) -> None:
     """Mutation testing with mutmut over the scope in pyproject's [tool.mutmut]; prints the survivors. Not in CI:
     on 2 CPU cores it takes about 20 minutes. Record the score in benchmarks/RESULTS.md."""
-    session.run("mutmut", "run", "--max-children", "2", *session.posargs, external=True)
+    single = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # torch's thread pool deadlocks in forked children
+    session.run("mutmut", "run", "--max-children", "2", *session.posargs, external=True, env=single)
     session.run("mutmut", "results", external=True)
