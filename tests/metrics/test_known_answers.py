@@ -19,10 +19,10 @@ from tests.metrics.test_collapse import simplex_etf
 
 def test_equal_width_bins_are_closed_on_the_right_at_exact_edges():
     edge = float(torch.linspace(0, 1, 16, dtype=torch.float64)[1])  # exactly the first inner edge
-    conf = torch.tensor([edge, 0.5, 1.0], dtype=torch.float64)
+    conf = torch.tensor([edge, 0.1, 1.0], dtype=torch.float64)
     hit = torch.tensor([1.0, 0.0, 1.0], dtype=torch.float64)
-    # the edge belongs to the first bin (0, 1/15]: gap |1 - 1/15| weighted 1/3, the others' gaps 0.5 and 0
-    assert ece(conf, hit) == pytest.approx((1 - edge) / 3 + 0.5 / 3)
+    # the edge belongs to the first bin (0, 1/15], alone: gaps 1 - 1/15 and 0.1 (0.1 alone in the second), 0
+    assert ece(conf, hit) == pytest.approx((1 - edge) / 3 + 0.1 / 3)
 
 
 def test_calibration_report_passes_its_bin_count_on_and_lists_the_bins():
@@ -36,6 +36,10 @@ def test_calibration_report_passes_its_bin_count_on_and_lists_the_bins():
     assert rep["ece"] == pytest.approx(ece(conf, hit, 7))
     assert rep["aece"] == pytest.approx(adaptive_ece(conf, hit, 7)) and rep["aece"] != adaptive_ece(conf, hit, 15)
     assert rep["cwece"] == pytest.approx(classwise_ece(probs, labels, 7))
+    from torchmetrics.functional.classification import binary_calibration_error
+
+    per_class = [float(binary_calibration_error(probs[:, c], (labels == c).long(), n_bins=7)) for c in range(4)]
+    assert classwise_ece(probs, labels, 7) == pytest.approx(np.mean(per_class), abs=1e-6)
     bins = rep["reliability"]
     assert [b["lo"] for b in bins] == pytest.approx([i / 7 for i in range(7)])
     assert [b["hi"] for b in bins] == pytest.approx([(i + 1) / 7 for i in range(7)])
@@ -88,6 +92,10 @@ def test_absent_classes_and_identical_means():
     y = torch.tensor([0, 0, 2])  # class 1 absent
     rep = collapse_report(h, y, torch.tensor([[1.0, 0, 0], [1.0, 0, 0], [0, 0, 1.0]]), None, 3)
     assert rep["nc1"] == pytest.approx(0.0) and rep["equinorm"] == pytest.approx(0.0) and rep["nc4"] == 0.0
+    w = torch.tensor([[-1.0, 0.5], [5.0, 5.0], [1.0, -0.5]], dtype=torch.float64)  # class 1 row: anything
+    assert collapse_report(h, y, h @ w.T, w, 3)["nc3"] == pytest.approx(0.0, abs=1e-12)  # rows of present classes
+    last_absent = collapse_report(h[:2], torch.tensor([0, 1]), torch.eye(3)[:2], None, 3)  # class 2 (the last) absent
+    assert last_absent["nc1"] == pytest.approx(0.0) and last_absent["equinorm"] == pytest.approx(0.0)
     same = collapse_report(torch.ones(4, 2, dtype=torch.float64), torch.tensor([0, 0, 1, 1]), torch.ones(4, 2), None, 2)
     assert same["within_between"] == math.inf
 
@@ -102,6 +110,8 @@ def test_ood_metrics_keep_finite_extremes_in_order():
     ranked = np.array([5.0, 6.0, 3.0, 7.0, 8.0, 4.0])
     assert rep["aupr_in"] == pytest.approx(average_precision_score(1 - labels, -ranked))
     assert rep["aupr_out"] == pytest.approx(average_precision_score(labels, ranked))
+    negative = ood_report(torch.tensor([-5.0, -6.0, -math.inf]), torch.tensor([-3.0, math.inf, -7.0]))
+    assert negative["auroc"] == pytest.approx(7 / 9)  # -inf below -7, not at a fixed -1
     everything = ood_report(torch.full((2,), -math.inf), torch.full((2,), math.inf))
     assert everything["auroc"] == 1.0 and everything["fpr95"] == 0.0
 
@@ -114,6 +124,20 @@ def test_roc_points_grid_and_rounding():
     assert curve["fpr"] == [round(i / 10, 4) for i in range(11)]
     assert curve["tpr"][0] == round(5 / 7, 4) == 0.7143  # five OOD scores above every ID one
     assert curve["tpr"][2] == 0.7143 and curve["tpr"][3] == round(6 / 7, 4)  # FPR 2/7 <= 0.3 lets 4.5 in
+
+
+def test_two_modes_and_the_spread_of_peak_separation():
+    from robustcollapse.metrics.binarity import two_modes
+
+    lo, hi = two_modes(torch.tensor([[1.0], [1.0], [1.0], [10.0]], dtype=torch.float64))
+    assert (float(lo[0]), float(hi[0])) == (1.0, 10.0)
+    gen = torch.Generator().manual_seed(0)
+    z = torch.cat([torch.randn(400, 1, generator=gen), torch.sign(torch.randn(400, 2, generator=gen))], 1).double()
+    z[:, 1:] += 0.1 * torch.randn(400, 2, generator=gen, dtype=torch.float64)
+    rep = gmm_binarity(z)
+    assert set(rep) == {"gmm_loglik", "gmm_sigma", "peak_sep", "peak_sep_std"}
+    per_dim = [gmm_binarity(z[:, j : j + 1])["peak_sep"] for j in range(3)]
+    assert rep["peak_sep"] == pytest.approx(np.mean(per_dim)) and rep["peak_sep_std"] == pytest.approx(np.std(per_dim))
 
 
 def test_binarity_of_constant_dimensions_and_cut_between_unequal_modes():
