@@ -94,7 +94,7 @@ def test_absent_classes_and_identical_means():
     assert rep["nc1"] == pytest.approx(0.0) and rep["equinorm"] == pytest.approx(0.0) and rep["nc4"] == 0.0
     w = torch.tensor([[-1.0, 0.5], [5.0, 5.0], [1.0, -0.5]], dtype=torch.float64)  # class 1 row: anything
     assert collapse_report(h, y, h @ w.T, w, 3)["nc3"] == pytest.approx(0.0, abs=1e-12)  # rows of present classes
-    last_absent = collapse_report(h[:2], torch.tensor([0, 1]), torch.eye(3)[:2], None, 3)  # class 2 (the last) absent
+    last_absent = collapse_report(h[1:], torch.tensor([0, 1]), torch.eye(3)[:2], None, 3)  # the last class absent
     assert last_absent["nc1"] == pytest.approx(0.0) and last_absent["equinorm"] == pytest.approx(0.0)
     same = collapse_report(torch.ones(4, 2, dtype=torch.float64), torch.tensor([0, 0, 1, 1]), torch.ones(4, 2), None, 2)
     assert same["within_between"] == math.inf
