@@ -19,11 +19,11 @@ def _fmt(value: Any, spec: str) -> str:
 
 
 def _flag_cell(check: dict[str, Any] | None) -> str:
-    """'ok 0.000', a red 'FLAG 0.120' with the check's figure, or 'skipped'."""
+    """'ok 0.000', a red 'FLAG 0.120' with the check's figure, or 'n/a' for a check that does not apply."""
     if check is None:
         return "—"
     if check.get("skipped"):
-        return "[dim]skipped[/]"
+        return "[dim]n/a[/]"
     figure = _fmt(check.get("value"), ".3g")
     return f"[bold red]FLAG {figure}[/]" if check["flag"] else f"[green]ok[/] {figure}"
 
