@@ -18,7 +18,7 @@ import torch
 import torchattacks
 
 from robustcollapse.data import load_dataset
-from robustcollapse.evaluate.attack import Runner
+from robustcollapse.evaluate.adversary import Runner
 from robustcollapse.models import ModelSpec, build_model
 from robustcollapse.train import resolve_device, to_float
 

@@ -7,7 +7,11 @@ attacks such as CW and DeepFool are not: their result counts only where it lies 
 `autoattack` is the *standard* AutoAttack with its official budgets, assembled from torchattacks' parts:
 APGD-CE (100 steps, 1 restart) -> APGD-T (100 steps x min(9, K-1) targets) -> FAB-T (100 steps x the same
 targets) -> Square (5,000 queries), each stage only on the points still robust (torchattacks.MultiAttack).
-torchattacks' own `AutoAttack` class builds these parts with 10 steps; it is not used.
+torchattacks' own `AutoAttack` class builds these parts with 10 steps; it is not used. Its stages are listed
+in `components` so the runner can tell which stage broke a point (Square is black-box, the others white-box).
+`autoattack-rand` is the official version for randomised defences: APGD-CE and APGD-DLR (untargeted), 100 steps
+each, every gradient the mean of 20 samples (EOT); the runner uses it for `autoattack` when EOT is on.
+`fixed_budget` marks attacks whose budget ignores `steps` (single-step attacks, Square, AutoAttack).
 """
 
 from __future__ import annotations
@@ -25,27 +29,38 @@ Factory = Callable[[nn.Module, str, float, int, int, int], Attack]
 TORCHATTACKS_NORM = {"linf": "Linf", "l2": "L2"}
 AUTOATTACK_STEPS = 100
 AUTOATTACK_SQUARE_QUERIES = 5000
+AUTOATTACK_EOT = 20
 
 
 @dataclass(frozen=True)
 class AttackKind:
-    """A registered attack: how to build it, which norms it supports, whether it stays inside eps."""
+    """A registered attack: how to build it, which norms it supports, whether it stays inside eps, whether it
+    reads gradients (white box), whether `steps` sets its budget, and the registered attacks it chains."""
 
     build: Factory
     norms: tuple[str, ...]
     bounded: bool
     iterative: bool
     white_box: bool = True
+    fixed_budget: bool = False
+    components: tuple[str, ...] = ()
 
     def __call__(self, model: nn.Module, norm: str, eps: float, steps: int, seed: int, num_classes: int):
         return self.build(model, norm, eps, steps, seed, num_classes)
 
 
 def _attack(
-    name: str, doc: str, norms: tuple[str, ...], bounded: bool = True, iterative: bool = True, white_box: bool = True
+    name: str,
+    doc: str,
+    norms: tuple[str, ...],
+    bounded: bool = True,
+    iterative: bool = True,
+    white_box: bool = True,
+    fixed_budget: bool = False,
+    components: tuple[str, ...] = (),
 ) -> Callable[[Factory], AttackKind]:
     def wrap(build: Factory) -> AttackKind:
-        kind = AttackKind(build, norms, bounded, iterative, white_box)
+        kind = AttackKind(build, norms, bounded, iterative, white_box, fixed_budget, components)
         object.__setattr__(kind, "__doc__", doc)
         register("attack", name)(kind)
         return kind
@@ -58,7 +73,7 @@ def target_classes(num_classes: int) -> int:
     return min(9, num_classes - 1)
 
 
-@_attack("fgsm", "FGSM: one signed-gradient step of size eps (L-inf).", ("linf",), iterative=False)
+@_attack("fgsm", "FGSM: one signed-gradient step of size eps (L-inf).", ("linf",), iterative=False, fixed_budget=True)
 def fgsm(model, norm, eps, steps, seed, num_classes):
     return torchattacks.FGSM(model, eps=eps)
 
@@ -74,7 +89,11 @@ def pgdl2(model, norm, eps, steps, seed, num_classes):
 
 
 @_attack(
-    "fgm", "Single L2 gradient step of length eps (PGD-L2 with one step, no random start).", ("l2",), iterative=False
+    "fgm",
+    "Single L2 gradient step of length eps (PGD-L2 with one step, no random start).",
+    ("l2",),
+    iterative=False,
+    fixed_budget=True,
 )
 def fgm(model, norm, eps, steps, seed, num_classes):
     return torchattacks.PGDL2(model, eps=eps, alpha=eps, steps=1, random_start=False)
@@ -126,7 +145,13 @@ def fab(model, norm, eps, steps, seed, num_classes):
     )
 
 
-@_attack("square", "Square Attack (black box), 5,000 queries, p_init 0.8.", ("linf", "l2"), white_box=False)
+@_attack(
+    "square",
+    "Square Attack (black box), 5,000 queries, p_init 0.8.",
+    ("linf", "l2"),
+    white_box=False,
+    fixed_budget=True,
+)
 def square(model, norm, eps, steps, seed, num_classes):
     return torchattacks.Square(
         model,
@@ -140,11 +165,45 @@ def square(model, norm, eps, steps, seed, num_classes):
     )
 
 
+@_attack("apgd-dlr", "Untargeted APGD with the DLR loss, `steps` steps, 1 restart.", ("linf", "l2"))
+def apgd_dlr(model, norm, eps, steps, seed, num_classes):
+    return torchattacks.APGD(
+        model, norm=TORCHATTACKS_NORM[norm], eps=eps, steps=steps, n_restarts=1, seed=seed, loss="dlr"
+    )
+
+
 @_attack(
     "autoattack",
     "Standard AutoAttack at the official budgets: APGD-CE, APGD-T, FAB-T, Square (cascade).",
     ("linf", "l2"),
+    fixed_budget=True,
+    components=("apgd-ce", "apgd-t", "fab", "square"),
 )
 def autoattack(model, norm, eps, steps, seed, num_classes):
     stages = (apgd_ce, apgd_t, fab, square)  # each stage with the official 100 steps (Square: 5,000 queries)
     return torchattacks.MultiAttack([stage(model, norm, eps, AUTOATTACK_STEPS, seed, num_classes) for stage in stages])
+
+
+@_attack(
+    "autoattack-rand",
+    "AutoAttack for randomised defences: APGD-CE then APGD-DLR, 100 steps, EOT over 20 samples (cascade).",
+    ("linf", "l2"),
+    fixed_budget=True,
+    components=("apgd-ce", "apgd-dlr"),
+)
+def autoattack_rand(model, norm, eps, steps, seed, num_classes):
+    return torchattacks.MultiAttack(
+        [
+            torchattacks.APGD(
+                model,
+                norm=TORCHATTACKS_NORM[norm],
+                eps=eps,
+                steps=AUTOATTACK_STEPS,
+                n_restarts=1,
+                seed=seed,
+                loss=loss,
+                eot_iter=AUTOATTACK_EOT,
+            )
+            for loss in ("ce", "dlr")
+        ]
+    )

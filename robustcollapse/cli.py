@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from robustcollapse import __version__, registry
-from robustcollapse.errors import UserError
+from robustcollapse.errors import ChecksFired, UserError
 
 console = Console(emoji=False)
 err_console = Console(stderr=True, emoji=False)
@@ -107,6 +107,7 @@ download_option = click.option("--download", is_flag=True, help="Let torchvision
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Cap every recipe at N epochs.")
 @click.option("--models", "models", default=None, help="Comma-separated model names to run (default: all).")
 @click.option("--tests", "tests", default=None, help="Comma-separated test ids, names or kinds to run (default: all).")
+@click.option("--strict", is_flag=True, help="Exit 3 when any attack honesty check fires.")
 @friendly
 def eval(
     suite_file: Path | None,
@@ -118,15 +119,16 @@ def eval(
     epochs: int | None,
     models: str | None,
     tests: str | None,
+    strict: bool,
 ) -> None:
     """Run a suite (default suites/mnist.yaml): train missing models, evaluate, print tables, write JSON.
 
     --limit, --epochs, --models and --tests try a heavy suite cheaply; the document records them, and the gate never
-    compares it with a document made without them."""
+    compares it with a document made without them. --strict exits 3 when an attack honesty check fired."""
     from robustcollapse.config import load_suite
     from robustcollapse.evaluate.overrides import Overrides, apply_overrides, split_list
     from robustcollapse.evaluate.runner import RunOptions, default_output, run_suite
-    from robustcollapse.report.tables import print_results
+    from robustcollapse.report.tables import fired_checks, print_results
     from robustcollapse.train import resolve_device
 
     overrides = Overrides(epochs, split_list(models), split_list(tests))
@@ -136,6 +138,8 @@ def eval(
     doc = run_suite(suite, out, options, console)
     print_results(doc, suite, console)
     console.print(f"results: [bold]{escape(str(out))}[/]")
+    if strict and fired_checks(doc):
+        raise ChecksFired(f"--strict: honesty checks fired ({' | '.join(fired_checks(doc))})")
 
 
 @main.command()

@@ -9,3 +9,9 @@ class UserError(Exception):
 
 class DataNotFoundError(UserError):
     """A data set that is read from disk is not where we looked."""
+
+
+class ChecksFired(UserError):
+    """`eval --strict`: an honesty check fired on a robustness number (exit 3)."""
+
+    exit_code = 3

@@ -2,7 +2,8 @@
 
 Every detector returns scores where a higher value means *more* OOD. Detectors that need training features
 are fitted on the model's pass over the training split (Mahalanobis: class means + one shared covariance;
-KNN: L2-normalised features; ViM: principal space of the features; hypercube: the class codes).
+KNN: L2-normalised features; ViM: principal space of the features; hypercube: the two modes of each coordinate
+and the class codes).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from robustcollapse.evaluate.base import Pass
-from robustcollapse.metrics.binarity import class_codes
+from robustcollapse.metrics.binarity import class_codes, two_modes
 from robustcollapse.metrics.collapse import class_means
 from robustcollapse.registry import register
 
@@ -163,8 +164,8 @@ class ODIN(Detector):
 
 @_detector("mahalanobis")
 class Mahalanobis(Detector):
-    """Mahalanobis (Lee et al. 2018, no input step): min over classes of the distance to the class mean under
-    one shared (tied) covariance of the training features."""
+    """Mahalanobis (Lee et al. 2018, no input step): min over classes of the Mahalanobis distance (not its square)
+    to the class mean under one shared (tied) covariance of the training features."""
 
     def fit(self, train, model, num_classes):
         z = train.z.double()
@@ -174,7 +175,7 @@ class Mahalanobis(Detector):
 
     def score(self, p, images, model):
         diff = p.z.double()[:, None, :] - self.means[None]  # N x K x D
-        return torch.einsum("nkd,de,nke->nk", diff, self.precision, diff).amin(1)
+        return torch.einsum("nkd,de,nke->nk", diff, self.precision, diff).amin(1).clamp_min(0).sqrt()
 
 
 @_detector("knn")
@@ -223,14 +224,14 @@ class ViM(Detector):
 
 @_detector("hypercube")
 class Hypercube(Detector):
-    """Binary-latent detector: distance of z (centred at the training mean, scaled per dimension by the mean
-    class-mean magnitude) to the nearest class code in {-1, +1}^d seen in training."""
+    """Binary-latent detector: distance of z (each coordinate mapped so that its two training modes sit at -1 and
+    +1) to the nearest class code in {-1, +1}^d seen in training."""
 
     def fit(self, train, model, num_classes):
         z = train.z.double()
-        means, _ = class_means(z, train.y, num_classes)
-        self.centre = z.mean(0)
-        self.scale = (means - self.centre).abs().mean(0).clamp_min(1e-12)
+        lo, hi = two_modes(z)
+        self.centre = (lo + hi) / 2
+        self.scale = ((hi - lo) / 2).clamp_min(1e-12)
         codes, _, _ = class_codes(z, train.y, num_classes)
         self.codes = torch.unique(codes.double() * 2 - 1, dim=0)
 

@@ -55,7 +55,7 @@ def test_eval_prints_tables_and_writes_the_result_document(smoke_run, workdir):
             worst = metrics[f"adv/worst-linf-{eps}/acc"]
             assert worst <= min(metrics[f"adv/fgsm-linf-{eps}/acc"], metrics[f"adv/pgd-linf-{eps}/acc"])
             assert worst <= metrics["clean/acc@attack"]
-        assert set(doc["flags"][model]["attack"]) == set(CHECKS)
+        assert set(doc["flags"][model]["attack"]["checks"]) == set(CHECKS)
         assert all(metrics[f"adv/flags/{c}"] in (0.0, 1.0) for c in CHECKS)
         assert 0 < metrics["shift/mean/acc"] <= metrics["shift/clean/acc"] + 0.05
         assert metrics["shift/defocus_blur/5/acc"] <= metrics["shift/defocus_blur/1/acc"]
@@ -185,3 +185,21 @@ def test_train_from_flags_and_stale_checkpoint_detection(workdir):
     assert "smoke-binary.safetensors: model 'binary'" in partly.output and "smoke-baseline" not in partly.output
     assert invoke("train", "suites/smoke.yaml", "--force", "--device", "cpu").exit_code == 0
     assert invoke("eval", "suites/smoke.yaml", "--device", "cpu").exit_code == 0
+
+
+def test_eval_strict_exits_3_when_a_check_fires(workdir):
+    # one PGD step cannot finish its optimisation: `incomplete_optimisation` fires on the ordinary smoke models
+    suite = (workdir / "suites/smoke.yaml").read_text()
+    head = suite.split("  - name: binary")[0]  # the baseline only
+    attack = "tests:\n  - kind: attack\n    attacks: [pgd]\n    eps: [8/255]\n    steps: {}\n    n_examples: 40\n"
+    (workdir / "suites/one.yaml").write_text(head + attack.format(1))
+    (workdir / "suites/twenty.yaml").write_text(head + attack.format(20))
+    lax = invoke("eval", "suites/one.yaml", "--device", "cpu", "--json", "one.json")
+    assert lax.exit_code == 0 and "honesty checks fired" in lax.output and "⚠" in lax.output
+    doc = json.loads((workdir / "one.json").read_text())
+    mark = doc["flags"]["baseline"]["attack"]["numbers"]["adv/pgd-linf-8_255/acc"]
+    assert mark == {"trusted": False, "why": "incomplete_optimisation"}
+    strict = CliRunner().invoke(main, ["eval", "suites/one.yaml", "--device", "cpu", "--strict"])
+    assert strict.exit_code == 3 and "incomplete_optimisation" in strict.output
+    calm = invoke("eval", "suites/twenty.yaml", "--device", "cpu", "--strict", "--json", "twenty.json")  # same model
+    assert calm.exit_code == 0 and "honesty checks: none fired" in calm.output

@@ -48,6 +48,8 @@ class Context:
     coarse: list[list[int]] | None = None  # and its coarse classes as groups of fine class indices
     temperature: float | None = None  # when the suite asks for temperature scaling: the model's fitted T
     _passes: dict[str, Pass] = field(default_factory=dict)
+    # robust masks of earlier attack tests of this model, per (norm, eps): the worst case spans tests
+    attack_masks: dict[tuple[str, float], list[dict[str, Any]]] = field(default_factory=dict)
 
     def split(self, name: str) -> Split:
         return self.test_split if name == "test" else self.data.train

@@ -35,6 +35,7 @@ class Collapse(TestKind):
         nc, b = prefix("nc", params.split), prefix("bin", params.split)
         cols = [
             (f"{nc}/nc1", "NC1", ".4g"),
+            (f"{nc}/within_between", "tr(Σ_W)/tr(Σ_B)", ".4g"),
             (f"{nc}/equinorm", "equinorm", ".4f"),
             (f"{nc}/equiangular", "equiang.", ".4f"),
             (f"{nc}/maxangle", "max-angle", ".4f"),
@@ -73,7 +74,7 @@ class Collapse(TestKind):
             by_pred = collapse_report(p.z, pred, p.logits, weight, k)
             metrics.update({f"{nc_key}/pred/{name}": v for name, v in by_pred.items()})
         if params.binarity:
-            binarity = {**gmm_binarity(p.z, seed=ctx.seed), **sign_codes(p.z, p.y, k)}
+            binarity = {**gmm_binarity(p.z), **sign_codes(p.z, p.y, k)}
             metrics.update({f"{bin_key}/{name}": v for name, v in binarity.items()})
             if params.by_predicted:
                 metrics[f"{bin_key}/pred/same_code"] = sign_codes(p.z, p.logits.argmax(1), k)["same_code"]

@@ -1,11 +1,13 @@
 """Neural-collapse metrics (Papyan, Han & Donoho 2020), in float64, from features, labels and the classifier.
 
-h_i features, mu_k class means, mu_G global mean, M~ = [mu_k - mu_G] (D x K), W classifier (K x D).
+h_i features, mu_k class means, mu_G = the unweighted mean of the class means (as in the NC literature's reference
+code: on imbalanced data a large class does not pull the centre), M~ = [mu_k - mu_G] (D x K), W classifier (K x D).
 NC1 = tr(Sigma_W Sigma_B^+)/K with Sigma_B = M~ M~^T / K taken at rank <= K-1 through a thin SVD of M~ (never
 a D x D pseudo-inverse of noise); equinorm = std/mean of ||mu_k - mu_G||; equiangularity = std over k != k'
 of cos(mu~_k, mu~_k'); max-angle = mean |cos + 1/(K-1)|; ETF error = ||G/||G||_F - (I - 11^T/K)/sqrt(K-1)||_F
 for G = M~^T M~ (and W W^T); NC3 = ||W/||W||_F - M~^T/||M~||_F||_F^2; NC4 = fraction of samples whose
-prediction differs from the nearest class mean's class. Standard deviations are population ones.
+prediction differs from the nearest class mean's class; within/between = tr(Sigma_W) / tr(Sigma_B), the ratio most
+papers (and the binary-encoding paper) compare, beside NC1. Standard deviations are population ones.
 """
 
 from __future__ import annotations
@@ -55,6 +57,14 @@ def nc1(h: torch.Tensor, y: torch.Tensor, means: torch.Tensor, global_mean: torc
     return float((sw_diag / s**2).sum())
 
 
+def within_between(h: torch.Tensor, y: torch.Tensor, means: torch.Tensor, global_mean: torch.Tensor) -> float:
+    """tr(Sigma_W) / tr(Sigma_B): mean squared distance of a sample to its class mean over the mean squared distance
+    of a class mean to the centre."""
+    sw = float(((h.double() - means[y]) ** 2).sum()) / h.shape[0]
+    sb = float(((means - global_mean) ** 2).sum()) / means.shape[0]
+    return sw / sb if sb > 0 else float("inf")
+
+
 def collapse_report(
     h: torch.Tensor, y: torch.Tensor, logits: torch.Tensor, classifier: torch.Tensor | None, num_classes: int
 ) -> dict[str, float]:
@@ -71,12 +81,13 @@ def collapse_report(
         logits = logits[:, present]
         classifier = None if classifier is None else classifier[present]
     k = means.shape[0]
-    global_mean = h.mean(dim=0)
+    global_mean = means.mean(dim=0)
     centred_means = means - global_mean
     norms = centred_means.norm(dim=1)
     cos = _cosines(centred_means)
     out = {
         "nc1": nc1(h, y, means, global_mean),
+        "within_between": within_between(h, y, means, global_mean),
         "equinorm": float(norms.std(unbiased=False) / norms.mean()),
         "equiangular": float(cos.std(unbiased=False)),
         "maxangle": float((cos + 1.0 / (k - 1)).abs().mean()),

@@ -14,8 +14,15 @@ from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 
 def _labels_scores(id_scores: torch.Tensor, ood_scores: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Labels (OOD = 1) and finite scores: +inf and NaN (a detector that broke on an input) rank above every
+    finite score (maximally OOD), -inf below every one (maximally in-distribution)."""
     scores = torch.cat([id_scores, ood_scores]).double().cpu().numpy()
     labels = np.concatenate([np.zeros(len(id_scores)), np.ones(len(ood_scores))])
+    finite = np.isfinite(scores)
+    if not finite.all():
+        top = scores[finite].max() + 1.0 if finite.any() else 1.0
+        bottom = scores[finite].min() - 1.0 if finite.any() else -1.0
+        scores = np.where(np.isneginf(scores), bottom, np.where(finite, scores, top))
     return labels, scores
 
 
@@ -29,7 +36,6 @@ def fpr_at_tpr(id_scores: torch.Tensor, ood_scores: torch.Tensor, tpr_level: flo
 def roc_points(id_scores: torch.Tensor, ood_scores: torch.Tensor, points: int = 101) -> dict[str, list[float]]:
     """The ROC curve (OOD positive) sampled at `points` evenly spaced FPRs: TPR = the best reached at that FPR."""
     labels, scores = _labels_scores(id_scores, ood_scores)
-    scores = np.nan_to_num(scores, nan=np.inf, posinf=np.finfo(np.float64).max)
     fpr, tpr, _ = roc_curve(labels, scores)
     grid = np.linspace(0, 1, points)
     best = np.maximum.accumulate(tpr)
@@ -40,9 +46,6 @@ def roc_points(id_scores: torch.Tensor, ood_scores: torch.Tensor, points: int = 
 def ood_report(id_scores: torch.Tensor, ood_scores: torch.Tensor) -> dict[str, float]:
     """AUROC, AUPR-In, AUPR-Out and FPR@95TPR of OOD-vs-ID scores."""
     labels, scores = _labels_scores(id_scores, ood_scores)
-    finite = np.isfinite(scores)
-    if not finite.all():  # a detector that breaks on some input scores it as maximally OOD
-        scores = np.where(finite, scores, np.nanmax(np.where(finite, scores, -np.inf)) + 1.0)
     return {
         "auroc": float(roc_auc_score(labels, scores)),
         "aupr_in": float(average_precision_score(1 - labels, -scores)),

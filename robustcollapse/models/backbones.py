@@ -46,6 +46,40 @@ def smallcnn(in_channels: int, image_size: int, width: Annotated[int, Field(ge=1
     return SmallCNN(in_channels, width)
 
 
+class ConvNet(Backbone):
+    def __init__(self, in_channels: int, image_size: int, c1: int, c2: int, fc: int) -> None:
+        super().__init__()
+        side = image_size // 4
+        self.net = nn.Sequential(
+            nn.Conv2d(in_channels, c1, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(c2 * side * side, fc),
+            nn.ReLU(inplace=True),
+        )
+        self.out_dim = fc
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+@register("backbone", "convnet")
+def convnet(
+    in_channels: int,
+    image_size: int,
+    c1: Annotated[int, Field(ge=1)] = 32,
+    c2: Annotated[int, Field(ge=1)] = 64,
+    fc: Annotated[int, Field(ge=1)] = 256,
+) -> Backbone:
+    """Two conv-ReLU-max-pool stages (c1, c2 channels) and a fully connected ReLU layer of width fc, no batch
+    norm: the classic MNIST network, on which the binary head's collapse shows (see suites/mnist.yaml)."""
+    return ConvNet(in_channels, image_size, c1, c2, fc)
+
+
 class TorchvisionResNet(Backbone):
     def __init__(self, net: nn.Module, out_dim: int) -> None:
         super().__init__()

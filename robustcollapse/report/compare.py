@@ -45,6 +45,7 @@ LOWER = (
     "mce",
     "cwece",
     "nc1",
+    "within_between",
     "nc3",
     "nc4",
     "equinorm",
@@ -59,7 +60,7 @@ LOWER = (
     "rel_drop",
     "mistake_severity",
 )
-DEFAULT_TOLERANCES = {"*": 0.02, "adv/flags/*": 0.0, "*/nc1": 0.05, "*/min_angle": 1.0}
+DEFAULT_TOLERANCES = {"*": 0.02, "adv/flags/*": 0.0, "*/nc1": 0.05, "*/within_between": 0.05, "*/min_angle": 1.0}
 
 
 def direction(key: str) -> int:

@@ -19,6 +19,7 @@ from robustcollapse.config import Suite
 from robustcollapse.errors import UserError
 from robustcollapse.evaluate.attack import eps_label
 from robustcollapse.report import plots
+from robustcollapse.report.tables import test_flags, untrusted
 
 KIND_COLOURS = {
     "clean": "#1f77b4",
@@ -57,10 +58,14 @@ def _metric_table(doc: dict[str, Any], columns: list[tuple[str, str, str]], test
             check = key.rsplit("/", 1)[-1]
             cells = []
             for m in models:
-                found = doc["flags"].get(m, {}).get(test_id, {}).get(check)
+                found = test_flags(doc, m, test_id).get("checks", {}).get(check)
                 cells.append("—" if found is None else ("<b class=flag>FLAG</b>" if found["flag"] else "ok"))
         else:
-            cells = [_fmt(doc["metrics"][m].get(key)) for m in models]
+            cells = []
+            for m in models:
+                why = untrusted(doc, m, test_id, key)
+                text = _fmt(doc["metrics"][m].get(key))
+                cells.append(text if why is None else f"<b class=flag title='{html.escape(why)}'>{text} ⚠</b>")
         cells_html = "".join(f"<td>{c}</td>" for c in cells)
         rows.append(f"<tr><th>{html.escape(header)}</th><td class=key>{html.escape(key)}</td>{cells_html}</tr>")
     return f"<table><tr><th>metric</th><th>key</th>{head}</tr>{''.join(rows)}</table>"

@@ -20,11 +20,39 @@ def _fmt(value: Any, spec: str) -> str:
 
 
 def _flag_cell(check: dict[str, Any] | None) -> str:
-    """'ok 0.000' or a red 'FLAG 0.120' with the check's figure."""
+    """'ok 0.000', a red 'FLAG 0.120' with the check's figure, or 'n/a' for a check that does not apply."""
     if check is None:
         return "—"
+    if check.get("skipped"):
+        return "[dim]n/a[/]"
     figure = _fmt(check.get("value"), ".3g")
     return f"[bold red]FLAG {figure}[/]" if check["flag"] else f"[green]ok[/] {figure}"
+
+
+def test_flags(doc: dict[str, Any], model: str, test_id: str) -> dict[str, Any]:
+    """The honesty-check record of one (model, test): {'checks', 'numbers', 'summary'} (empty when none ran)."""
+    return doc["flags"].get(model, {}).get(test_id, {})
+
+
+def untrusted(doc: dict[str, Any], model: str, test_id: str, key: str) -> str | None:
+    """Why a number is not trusted (the checks that fired on it), or None."""
+    entry = test_flags(doc, model, test_id).get("numbers", {}).get(key)
+    return None if entry is None or entry["trusted"] else entry["why"]
+
+
+def fired_checks(doc: dict[str, Any]) -> list[str]:
+    """'model / test: summary' for every (model, test) where an honesty check fired."""
+    out = []
+    for model, tests in doc["flags"].items():
+        for test_id, record in tests.items():
+            if any(check["flag"] for check in record.get("checks", {}).values()):
+                out.append(f"{model} / {test_id}: {record['summary']}")
+    return out
+
+
+def _number_cell(doc: dict[str, Any], model: str, test_id: str, key: str, spec: str) -> str:
+    text = _fmt(doc["metrics"][model].get(key), spec)
+    return text if untrusted(doc, model, test_id, key) is None else f"[bold yellow]{text} ⚠[/]"
 
 
 def result_tables(doc: dict[str, Any], suite: Suite) -> list[Table]:
@@ -40,7 +68,17 @@ def result_tables(doc: dict[str, Any], suite: Suite) -> list[Table]:
         columns = kind.columns(params)
         split = getattr(params, "split", "test")
         where = f"{suite.dataset} {split}" + (f", first {limit}" if limit and split == "test" else "")
-        table = Table(title=escape(f"{test_id}: {kind.title} ({where})"), title_justify="left")
+        summaries = [
+            f"{m}: {test_flags(doc, m, test_id)['summary']}" for m in doc["metrics"] if test_flags(doc, m, test_id)
+        ]
+        marked = any(test_flags(doc, m, test_id).get("numbers") for m in doc["metrics"])
+        caption = "; ".join(summaries) + ("  (⚠ = not trusted: a check fired)" if marked else "")
+        table = Table(
+            title=escape(f"{test_id}: {kind.title} ({where})"),
+            title_justify="left",
+            caption=escape(caption) or None,
+            caption_justify="left",
+        )
         table.add_column("metric", style="bold")
         table.add_column("key", style="dim")
         models = list(doc["metrics"])
@@ -49,16 +87,22 @@ def result_tables(doc: dict[str, Any], suite: Suite) -> list[Table]:
         for key, header, spec in columns:
             if spec == "flag":
                 check = key.rsplit("/", 1)[-1]
-                cells = [_flag_cell(doc["flags"].get(m, {}).get(test_id, {}).get(check)) for m in models]
+                cells = [_flag_cell(test_flags(doc, m, test_id).get("checks", {}).get(check)) for m in models]
             elif all(key not in doc["metrics"][m] for m in models):
                 continue  # a metric no model has (e.g. the scaled calibration of a suite without temperature)
             else:
-                cells = [_fmt(doc["metrics"][m].get(key), spec) for m in models]
+                cells = [_number_cell(doc, m, test_id, key, spec) for m in models]
             table.add_row(header, key, *cells)
         tables.append(table)
     return tables
 
 
 def print_results(doc: dict[str, Any], suite: Suite, console: Console) -> None:
+    """Every table, then one line naming the honesty checks that fired (or saying none did)."""
     for table in result_tables(doc, suite):
         console.print(table)
+    fired = fired_checks(doc)
+    if fired:
+        console.print("[bold red]honesty checks fired[/] — numbers marked ⚠ are not trusted: " + " | ".join(fired))
+    elif doc["flags"]:
+        console.print("[green]honesty checks: none fired[/]")

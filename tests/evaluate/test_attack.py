@@ -134,9 +134,11 @@ def test_ordinary_model_raises_no_flag(model, data):
         check_examples=150,
         tolerance=0.03,
     )
-    fired = [name for name, check in result.flags.items() if check["flag"]]
+    fired = [name for name, check in result.flags["checks"].items() if check["flag"]]
     assert fired == [], result.flags
-    assert all(result.metrics[f"adv/flags/{name}"] == 0.0 for name in result.flags)
+    assert all(result.metrics[f"adv/flags/{name}"] == 0.0 for name in result.flags["checks"])
+    assert result.flags["numbers"] == {} and result.flags["summary"] == "no check fired"
+    assert result.details["eot"] == 1
 
 
 @pytest.mark.parametrize("wrapper", [Quantised, Saturated])
@@ -145,10 +147,72 @@ def test_gradient_masking_models_raise_flags(model, data, wrapper):
     result = attack(
         masked, data, attacks=["fgsm", "pgd"], eps=["8/255", "32/255"], steps=10, n_examples=100, check_examples=100
     )
-    assert result.flags["bad_gradients"]["flag"] and result.flags["bad_gradients"]["value"] > 0.5
-    assert result.flags["black_box_stronger"]["flag"], result.flags
-    assert result.flags["unbounded_survivors"]["flag"], result.flags
+    checks = result.flags["checks"]
+    assert checks["bad_gradients"]["flag"] and checks["bad_gradients"]["value"] > 0.5
+    assert checks["black_box_stronger"]["flag"], result.flags
+    assert checks["unbounded_survivors"]["flag"], result.flags
     assert result.metrics["adv/flags/bad_gradients"] == 1.0
+    # the numbers those checks concern are marked, with the reason, and the summary names what fired
+    for key in ("adv/pgd-linf-8_255/acc", "adv/worst-linf-32_255/acc"):
+        mark = result.flags["numbers"][key]
+        assert mark["trusted"] is False and "bad_gradients" in mark["why"] and "black_box_stronger" in mark["why"]
+    assert result.flags["summary"].startswith("fired: bad_gradients")
+
+
+class Noisy(nn.Module):
+    """Randomised defence: Gaussian input noise (sigma 0.3) at every forward pass."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner((x + 0.3 * torch.randn_like(x)).clamp(0, 1))
+
+
+def test_randomised_model_is_attacked_with_eot(model, data):
+    noisy = Noisy(model).eval()
+    result = attack(noisy, data, attacks=["pgd"], eps=["32/255"], steps=2, n_examples=12, check_examples=12)
+    assert result.flags["checks"]["nondeterministic"]["flag"]
+    assert result.details["eot"] == 20 and result.details["attacks"]["pgd-linf-32_255"]["eot"] == 20
+    fixed = attack(noisy, data, attacks=["pgd"], eps=["32/255"], steps=5, n_examples=40, checks=False, eot=3)
+    assert fixed.details["eot"] == 3
+
+
+def test_autoattack_runs_its_rand_version_under_eot(model):
+    from robustcollapse.evaluate.adversary import Runner
+
+    x = torch.rand(4, 1, 8, 8)
+    runner = Runner(Noisy(model).eval(), x, torch.zeros(4, dtype=torch.long), "linf", 8, 0, 10, eot=20)
+    kind, version = runner._kind("autoattack")
+    assert version == "rand" and kind.components == ("apgd-ce", "apgd-dlr")
+    stages = kind(model, "linf", 8 / 255, 20, 0, 10).attacks
+    assert [(a.loss, a.eot_iter, a.steps) for a in stages] == [("ce", 20, 100), ("dlr", 20, 100)]
+
+
+def test_worst_case_spans_attack_tests_on_the_same_points(model, data):
+    ctx = Context(model, data, data.test, 128, 0)
+    kind = registry.get("test", "attack")
+    first = kind.run(
+        ctx,
+        AttackParams.model_validate(
+            {"kind": "attack", "attacks": ["fgsm"], "eps": ["16/255"], "n_examples": 120, "checks": False}
+        ),
+    )
+    second = kind.run(
+        ctx,
+        AttackParams.model_validate(
+            {"kind": "attack", "attacks": ["pgd"], "eps": ["16/255"], "n_examples": 80, "checks": False}
+        ),
+    )
+    x, y = to_float(data.test.x[:80]), data.test.y[:80]
+    from robustcollapse.evaluate.adversary import Runner
+
+    runner = Runner(model, x, y, "linf", 128, 0, 10)
+    both = (runner.robust("fgsm", 16 / 255, 20, 80) & runner.robust("pgd", 16 / 255, 20, 80)).double().mean()
+    assert second.metrics["adv/worst-linf-16_255/acc"] == pytest.approx(float(both))
+    assert second.details["worst"]["16_255"] == {"n": 80, "attacks": ["fgsm", "pgd"]}
+    assert first.details["worst"]["16_255"]["n"] == 120
 
 
 def test_attack_entries_are_validated(tmp_path):

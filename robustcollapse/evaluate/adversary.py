@@ -1,0 +1,237 @@
+"""Running attacks on a fixed set of points: the runner shared by the attack test and its honesty checks.
+
+Every attack runs on the clean-correct points among the first n (a clean mistake counts as non-robust). An
+adversarial example counts only if it is misclassified, inside [0, 1] and within eps (tolerance 1e-5 for L-inf,
+1e-4 relative for L2). A composite attack (AutoAttack) runs its stages as a cascade, each on the points still
+robust, and records which stage broke which point, so a black-box stage (Square) is told apart from the
+white-box ones. With `eot` > 1 gradient attacks see the mean logits of `eot` forward passes (expectation over
+transformation, Athalye et al. 2018) and AutoAttack runs its `rand` version.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from robustcollapse import registry
+from robustcollapse.attacks import AttackKind
+
+LINF_SLACK = 1e-5
+L2_SLACK = 1e-4
+
+
+def perturbation_norm(delta: torch.Tensor, norm: str) -> torch.Tensor:
+    """Per-example L-inf or L2 size of a batch of perturbations."""
+    flat = delta.flatten(1)
+    return flat.abs().amax(1) if norm == "linf" else flat.norm(dim=1)
+
+
+def eps_bound(eps: float, norm: str) -> float:
+    """The largest perturbation size that still counts as within eps (float round-off allowed)."""
+    return eps + LINF_SLACK if norm == "linf" else eps * (1 + L2_SLACK)
+
+
+def within(delta: torch.Tensor, norm: str, eps: float) -> torch.Tensor:
+    return perturbation_norm(delta, norm) <= eps_bound(eps, norm)
+
+
+class Expectation(nn.Module):
+    """EOT view of a randomised model: the mean of `samples` forward passes (gradients average with it)."""
+
+    def __init__(self, model: nn.Module, samples: int) -> None:
+        super().__init__()
+        self.model = model
+        self.samples = samples
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self.model(x) for _ in range(self.samples)]).mean(0)
+
+
+@dataclass
+class Attacked:
+    """Outcome of one attack at one eps on n points (masks over the n points)."""
+
+    robust: torch.Tensor  # bool: correct and not validly broken
+    success: torch.Tensor  # bool: counted adversarial examples
+    broken_by: dict[str, torch.Tensor]  # stage name -> points that stage broke (one entry for a plain attack)
+    size: torch.Tensor  # perturbation size of the returned input (0 where not attacked)
+    in_range: torch.Tensor  # bool: returned input inside [0, 1]
+    seconds: float
+    attacked: int
+    eps: float
+    bounded: bool
+    recount_mismatch: int = 0  # predictions that change when the stored inputs are re-measured in other batches
+    surrogate_fooled: torch.Tensor | None = None  # misclassified by the view the attack saw (EOT), if it differs
+    version: str = "standard"
+
+    @property
+    def returned_excess(self) -> float:
+        """Largest size beyond eps among returned inputs of an attack that claims to search inside eps."""
+        return float((self.size - self.eps).clamp_min(0).max()) if self.bounded and len(self.size) else 0.0
+
+    @property
+    def mean_norm(self) -> float:
+        """Mean perturbation size of the counted adversarial examples (nan when there are none)."""
+        return float(self.size[self.success].mean()) if bool(self.success.any()) else float("nan")
+
+
+def stage_names(name: str, kind: AttackKind | None) -> tuple[str, ...]:
+    """The registered names of an attack's stages: its components, or the attack itself."""
+    return kind.components if kind is not None and kind.components else (name,)
+
+
+@dataclass
+class Runner:
+    """Runs attacks on a fixed set of points, memoised per (attack, eps, steps, n)."""
+
+    model: nn.Module
+    x: torch.Tensor
+    y: torch.Tensor
+    norm: str
+    batch_size: int
+    seed: int
+    num_classes: int
+    eot: int = 1
+    memo: dict[tuple[str, float, int, int], Attacked] = field(default_factory=dict)
+    _correct: torch.Tensor | None = None
+
+    def predict(self, x: torch.Tensor, batch_size: int, model: nn.Module | None = None) -> torch.Tensor:
+        net = model or self.model
+        with torch.inference_mode():
+            return torch.cat([net(x[i : i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+
+    def clean_correct(self, n: int) -> torch.Tensor:
+        """Which of the first n points the model gets right (one pass over all points, computed once)."""
+        if self._correct is None:
+            self._correct = self.predict(self.x, self.batch_size) == self.y
+        return self._correct[:n]
+
+    @property
+    def attacked_model(self) -> nn.Module:
+        """The model gradient attacks see: the model itself, or its EOT mean."""
+        return self.model if self.eot <= 1 else Expectation(self.model, self.eot)
+
+    def robust(
+        self, name: str, eps: float, steps: int, n: int, build: Callable[..., Any] | None = None
+    ) -> torch.Tensor:
+        """Robust mask of the first n points, sliced from a larger run of the same attack when there is one."""
+        return self.result(name, eps, steps, n, build).robust[: min(n, len(self.x))]
+
+    def result(self, name: str, eps: float, steps: int, n: int, build: Callable[..., Any] | None = None) -> Attacked:
+        """The run of `name` covering at least the first n points (a memoised larger run, or a new one)."""
+        n = min(n, len(self.x))
+        for (memo_name, memo_eps, memo_steps, memo_n), res in self.memo.items():
+            if (memo_name, memo_eps, memo_steps) == (name, eps, steps) and memo_n >= n:
+                return res
+        return self.run(name, eps, steps, n, build)
+
+    def _kind(self, name: str) -> tuple[AttackKind, str]:
+        if name == "autoattack" and self.eot > 1:
+            return registry.get("attack", "autoattack-rand"), "rand"
+        return registry.get("attack", name), "standard"
+
+    def run(self, name: str, eps: float, steps: int, n: int, build: Callable[..., Any] | None = None) -> Attacked:
+        """Attack the clean-correct points among the first n; `build` makes a check's own (unregistered) attack."""
+        n = min(n, len(self.x))  # a suite limit below n_examples must not make a second, identical run
+        key = (name, eps, steps, n)
+        if key in self.memo:
+            return self.memo[key]
+        kind, version = (None, "standard") if build is not None else self._kind(name)
+        target = self.model if version == "rand" else self.attacked_model  # APGD's own EOT in the rand version
+        attack = (
+            build(target) if build is not None else kind(target, self.norm, eps, steps, self.seed, self.num_classes)
+        )
+        stages = list(getattr(attack, "attacks", [attack])) if kind is not None and kind.components else [attack]
+        names = stage_names(name, kind)
+        x, y = self.x[:n], self.y[:n]
+        correct = self.clean_correct(n)
+        adv = x.clone()
+        broken_by = {}
+        start = time.perf_counter()
+        remaining = correct.clone()
+        for stage_name, stage in zip(names, stages, strict=True):
+            idx = torch.nonzero(remaining).squeeze(1)
+            for i in range(0, len(idx), self.batch_size):
+                b = idx[i : i + self.batch_size]
+                torch.manual_seed(self.seed)
+                adv[b] = stage(x[b], y[b]).detach()
+            pred = self.predict(adv, self.batch_size)
+            ok = within(adv - x, self.norm, eps) & (adv.flatten(1).amin(1) >= 0) & (adv.flatten(1).amax(1) <= 1)
+            broken = remaining & (pred != y) & ok
+            broken_by[stage_name] = broken
+            remaining = remaining & ~broken
+        seconds = time.perf_counter() - start
+        pred = self.predict(adv, self.batch_size)
+        ok = within(adv - x, self.norm, eps) & (adv.flatten(1).amin(1) >= 0) & (adv.flatten(1).amax(1) <= 1)
+        success = correct & (pred != y) & ok
+        surrogate = self.attacked_model if version == "standard" else self.model
+        fooled = None if surrogate is self.model else correct & (self.predict(adv, self.batch_size, surrogate) != y)
+        result = Attacked(
+            robust=correct & ~success,
+            success=success,
+            broken_by=broken_by,
+            size=perturbation_norm(adv - x, self.norm),
+            in_range=(adv.flatten(1).amin(1) >= 0) & (adv.flatten(1).amax(1) <= 1),
+            seconds=seconds,
+            attacked=int(correct.sum()),
+            eps=eps,
+            bounded=build is not None or kind.bounded,  # the checks' own attacks all search inside eps
+            recount_mismatch=int((self.predict(adv, max(1, self.batch_size // 2 + 1)) != pred).sum()),
+            surrogate_fooled=fooled,
+            version=version,
+        )
+        self.memo[key] = result
+        return result
+
+
+def margin_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-example margin loss max_{j != y} z_j - z_y (positive once misclassified)."""
+    own = logits.gather(1, y[:, None]).squeeze(1)
+    return logits.scatter(1, y[:, None], float("-inf")).amax(1) - own
+
+
+def traced_pgd(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm: str, eps: float, steps: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """PGD with the suite's rule (random start, `steps` steps of 2.5 eps/steps, cross-entropy) that keeps its path:
+    the loss (steps+1, n) and whether each iterate is a valid adversarial example (steps+1, n)."""
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    alpha = 2.5 * eps / steps
+    shape = (-1, *[1] * (x.ndim - 1))
+    noise = torch.rand(x.shape, generator=gen).to(x.device) * 2 - 1
+    if norm == "linf":
+        adv = (x + eps * noise).clamp(0, 1)
+    else:
+        adv = (
+            x
+            + noise
+            / noise.flatten(1).norm(dim=1).view(shape)
+            * eps
+            * torch.rand(len(x), 1, generator=gen).to(x.device).view(shape)
+        ).clamp(0, 1)
+    losses, fooled = [], []
+    for step in range(steps + 1):
+        adv = adv.detach().requires_grad_(True)
+        with torch.enable_grad():
+            logits = model(adv)
+            loss = F.cross_entropy(logits, y, reduction="none")
+            grad = torch.autograd.grad(loss.sum(), adv)[0] if step < steps else None
+        losses.append(loss.detach())
+        fooled.append((logits.detach().argmax(1) != y) & within(adv.detach() - x, norm, eps))
+        if grad is None:
+            break
+        if norm == "linf":
+            adv = x + (adv.detach() + alpha * grad.sign() - x).clamp(-eps, eps)
+        else:
+            step_dir = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(shape)
+            delta = adv.detach() + alpha * step_dir - x
+            delta = delta * (eps / perturbation_norm(delta, "l2").clamp_min(eps)).view(shape)
+            adv = x + delta
+        adv = adv.clamp(0, 1)
+    return torch.stack(losses), torch.stack(fooled)
