@@ -55,6 +55,9 @@ def test_cifar_suite_end_to_end(workdir):
             assert isinstance(m[key], float), (model, key)
         assert doc["models"][model]["temperature"]["n"] == 20  # 10 % of the 200 training images, held out
         assert len(doc["models"][model]["history"]) == 1
+        assert doc["details"][model]["ood"]["n_ood"] == dict.fromkeys(
+            ["cifar100", "svhn", "textures", "gaussian_noise", "uniform_noise"], 12
+        )  # --limit bounds the OOD sets as well as the in-distribution images
     # the exported files are the generated corruptions: the same accuracies from both sources
     base = doc["metrics"]["baseline"]
     for c in ("gaussian_noise", "glass_blur", "frost", "spatter"):

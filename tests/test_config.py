@@ -27,7 +27,7 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", ["mnist", "smoke", "cifar10", "ood"])
+@pytest.mark.parametrize("name", ["mnist", "smoke", "cifar", "ood"])
 def test_shipped_suites_validate(name):
     suite = load_suite(ROOT / "suites" / f"{name}.yaml")
     assert {m.name for m in suite.models} == {"baseline", "binary"}

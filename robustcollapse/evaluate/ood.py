@@ -141,7 +141,7 @@ class Ood(TestKind):
         sizes: dict[str, int] = {}
         roc: dict[str, dict[str, dict[str, list[float]]]] = {}
         for set_name in params.sets:
-            images = ood_images(ctx, set_name, n)
+            images = ood_images(ctx, set_name, len(id_images))  # as many as in-distribution (a --limit bounds both)
             sizes[set_name] = len(images)
             ood_pass = ctx.pass_over(images)
             for name, det in detectors.items():
