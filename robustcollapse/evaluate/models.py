@@ -10,14 +10,19 @@ import torch
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
-from safetensors.torch import save as safetensors_save
 
 from robustcollapse.config import ConfigError, ModelEntry, Normalize, Recipe, Suite, check_recipe
 from robustcollapse.data import Dataset, coarsen, hold_out, load_dataset
 from robustcollapse.errors import UserError
 from robustcollapse.hierarchy import coarse_groups
 from robustcollapse.models import Classifier
-from robustcollapse.models.checkpoint import load_checkpoint, read_sidecar, recover_checkpoint, sha256_file
+from robustcollapse.models.checkpoint import (
+    load_checkpoint,
+    read_sidecar,
+    recover_checkpoint,
+    sha256_file,
+    weights_bytes,
+)
 from robustcollapse.models.external import build_external
 from robustcollapse.train import to_float, train_to_checkpoint
 
@@ -173,9 +178,9 @@ def check_fits(model: torch.nn.Module, data: Dataset, name: str, source: str) ->
 
 
 def state_digest(module: torch.nn.Module) -> str:
-    """sha256 of a module's weights as safetensors bytes: what identifies an in-memory model for the resume cache."""
-    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-    return hashlib.sha256(safetensors_save(state)).hexdigest()
+    """sha256 of a module's weights as a checkpoint would store them: identifies an in-memory model for the resume
+    cache as a checkpoint's sha256 identifies a saved one."""
+    return hashlib.sha256(weights_bytes(module)).hexdigest()
 
 
 def _external(

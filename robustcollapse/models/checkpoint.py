@@ -74,13 +74,17 @@ def recover_checkpoint(weights: Path) -> str | None:
     return None
 
 
+def weights_bytes(model: torch.nn.Module) -> bytes:
+    """A module's state dict as safetensors bytes: what a checkpoint stores and what its sha256 identifies."""
+    return save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
+
+
 def save_checkpoint(model: Classifier, weights: Path, meta: dict[str, Any]) -> dict[str, Any]:
     """Write weights + sidecar so that a kill at any point leaves the old pair or the new one; returns the sidecar."""
     weights = Path(weights)
     weights.parent.mkdir(parents=True, exist_ok=True)
     recover_checkpoint(weights)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    blob = save(state)
+    blob = weights_bytes(model)
     sidecar = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
