@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torchattacks
+from randomised import Noisy
 from torch import nn
 
 from robustcollapse import registry
@@ -157,17 +158,6 @@ def test_gradient_masking_models_raise_flags(model, data, wrapper):
         mark = result.flags["numbers"][key]
         assert mark["trusted"] is False and "bad_gradients" in mark["why"] and "black_box_stronger" in mark["why"]
     assert result.flags["summary"].startswith("fired: bad_gradients")
-
-
-class Noisy(nn.Module):
-    """Randomised defence: Gaussian input noise (sigma 0.3) at every forward pass."""
-
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.inner((x + 0.3 * torch.randn_like(x)).clamp(0, 1))
 
 
 def test_randomised_model_is_attacked_with_eot(model, data):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from randomised import Noisy
 from torch import nn
 
 from robustcollapse import registry
@@ -91,17 +92,6 @@ class BatchDependent(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.inner((x - x.mean(0, keepdim=True) + 0.3).clamp(0, 1))
-
-
-class Noisy(nn.Module):
-    """Randomised defence: Gaussian noise (sigma 0.3) on the input at every forward pass."""
-
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.inner((x + 0.3 * torch.randn_like(x)).clamp(0, 1))
 
 
 class Rugged(nn.Module):
