@@ -17,10 +17,10 @@ import time
 import torch
 import torchattacks
 
-from robustcollapse.data import load_dataset
+from robustcollapse.data import load_dataset, to_float
+from robustcollapse.devices import resolve_device
 from robustcollapse.evaluate.adversary import Runner
 from robustcollapse.models import ModelSpec, build_model
-from robustcollapse.train import resolve_device, to_float
 
 
 def main() -> None:

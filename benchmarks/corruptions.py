@@ -33,7 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from robustcollapse.corruptions import CORRUPTIONS, corrupt  # noqa: E402
-from robustcollapse.train import resolve_device  # noqa: E402
+from robustcollapse.devices import resolve_device  # noqa: E402
 from tests.cifar_c_reference import reference_corrupt  # noqa: E402
 from tests.test_cifar_c_conformance import natural_photos  # noqa: E402
 

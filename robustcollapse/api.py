@@ -13,10 +13,10 @@ from rich.console import Console
 from torch import nn
 
 from robustcollapse.config import check_suite, load_suite
+from robustcollapse.devices import resolve_device
 from robustcollapse.errors import UserError
 from robustcollapse.evaluate.runner import RunOptions, default_output, run_suite
 from robustcollapse.report.tables import print_results
-from robustcollapse.train import resolve_device
 
 IN_MEMORY = "<in-memory>"  # the `module:` prefix that marks a model handed over as a Python object
 

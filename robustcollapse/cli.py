@@ -126,10 +126,10 @@ def eval(
     --limit, --epochs, --models and --tests try a heavy suite cheaply; the document records them, and the gate never
     compares it with a document made without them. --strict exits 3 when an attack honesty check fired."""
     from robustcollapse.config import load_suite
+    from robustcollapse.devices import resolve_device
     from robustcollapse.evaluate.overrides import Overrides, apply_overrides, split_list
     from robustcollapse.evaluate.runner import RunOptions, default_output, run_suite
     from robustcollapse.report.tables import fired_checks, print_results
-    from robustcollapse.train import resolve_device
 
     overrides = Overrides(epochs, split_list(models), split_list(tests))
     suite = apply_overrides(load_suite(suite_file or DEFAULT_SUITE), overrides)
@@ -175,7 +175,7 @@ def train(
     download: bool,
 ) -> None:
     """Train models: a suite's (default suites/mnist.yaml: the baseline and binary pair), a recipe file, or flags."""
-    from robustcollapse.train import resolve_device
+    from robustcollapse.devices import resolve_device
     from robustcollapse.training_cli import train_from_file, train_from_flags
 
     dev = resolve_device(device)
@@ -201,8 +201,8 @@ def inspect(suite_file: Path, model: str | None, device: str, data_root: Path | 
 
     from robustcollapse.config import load_suite
     from robustcollapse.data import hold_out, load_dataset
+    from robustcollapse.devices import resolve_device
     from robustcollapse.evaluate.models import inspect_suite
-    from robustcollapse.train import resolve_device
 
     suite = load_suite(suite_file)
     if model is not None:
@@ -467,7 +467,7 @@ def _export(
 
     from robustcollapse.corruptions import parameter_set
     from robustcollapse.data.corrupted import export_corrupted
-    from robustcollapse.train import resolve_device
+    from robustcollapse.devices import resolve_device
 
     if source.endswith(".npy"):
         if not Path(source).is_file():

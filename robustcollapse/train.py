@@ -12,24 +12,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from robustcollapse.config import Recipe
-from robustcollapse.data import Dataset, Split, validation_split
+from robustcollapse.data import Dataset, Split, to_float, validation_split
 from robustcollapse.errors import UserError
 from robustcollapse.metrics.binarity import sign_codes, two_means_separation
 from robustcollapse.metrics.calibration import fit_temperature
 from robustcollapse.metrics.collapse import collapse_report, weight_on_latent
 from robustcollapse.models import Classifier, ModelSpec, build_model
 from robustcollapse.models.checkpoint import save_checkpoint
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> cuda when available, else cpu; asking for cuda without one is a clear error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: CUDA is not available on this machine; use --device cpu or auto")
-    if name != "cpu" and not name.startswith("cuda"):
-        raise UserError(f"--device {name!r}: allowed values are auto, cpu, cuda, cuda:N")
-    return torch.device(name)
 
 
 def augment(x: torch.Tensor, crop: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
@@ -48,11 +37,6 @@ def augment(x: torch.Tensor, crop: int, flip: bool, generator: torch.Generator) 
         mask = (torch.rand(n, generator=generator) < 0.5).to(x.device)[:, None, None, None]
         x = torch.where(mask, x.flip(3), x)
     return x
-
-
-def to_float(x: torch.Tensor) -> torch.Tensor:
-    """uint8 images -> float in [0, 1]."""
-    return x.float().div_(255.0)
 
 
 def model_spec(recipe: Recipe, data: Dataset) -> ModelSpec:

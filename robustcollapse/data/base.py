@@ -148,3 +148,8 @@ def load_dataset(
     """Load a registered data source by name and move it to `device`."""
     loader = registry.get("dataset", name)
     return loader(data_root=Path(data_root) if data_root else None, download=download).to(device)
+
+
+def to_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> float in [0, 1]."""
+    return x.float().div_(255.0)

@@ -20,12 +20,12 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 from robustcollapse import registry
 from robustcollapse.attacks import AttackKind
 from robustcollapse.config import TestEntry
+from robustcollapse.data import to_float
 from robustcollapse.evaluate.adversary import Runner
 from robustcollapse.evaluate.base import Context, TestKind, TestResult, frozen
 from robustcollapse.evaluate.checks import ORDER as CHECKS
 from robustcollapse.evaluate.checks import Probe, nondeterministic, run_checks
 from robustcollapse.registry import register
-from robustcollapse.train import to_float
 
 DEFAULT_EOT = 20
 

@@ -11,9 +11,8 @@ from typing import Any, ClassVar
 import torch
 
 from robustcollapse.config import TestEntry
-from robustcollapse.data import Dataset, Split
+from robustcollapse.data import Dataset, Split, to_float
 from robustcollapse.models import Classifier
-from robustcollapse.train import to_float
 
 
 @dataclass

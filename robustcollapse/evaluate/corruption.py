@@ -17,11 +17,11 @@ from rich.table import Table
 
 from robustcollapse.config import TestEntry
 from robustcollapse.corruptions import EXTRA, STANDARD, corrupt, parameter_set, resolve
+from robustcollapse.data import to_float
 from robustcollapse.data.corrupted import corrupted_folder, read_corrupted
 from robustcollapse.evaluate.base import Context, TestKind, TestResult
 from robustcollapse.metrics.calibration import calibration_report
 from robustcollapse.registry import register
-from robustcollapse.train import to_float
 
 
 class CorruptionParams(TestEntry):

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from robustcollapse.config import ConfigError, ModelEntry, Normalize, Recipe, Suite, check_recipe
-from robustcollapse.data import Dataset, coarsen, hold_out, load_dataset
+from robustcollapse.data import Dataset, coarsen, hold_out, load_dataset, to_float
 from robustcollapse.errors import UserError
 from robustcollapse.hierarchy import coarse_groups
 from robustcollapse.models import Classifier
@@ -24,7 +24,7 @@ from robustcollapse.models.checkpoint import (
     weights_bytes,
 )
 from robustcollapse.models.external import build_external
-from robustcollapse.train import to_float, train_to_checkpoint
+from robustcollapse.train import train_to_checkpoint
 
 MODELS_DIR = Path("results/models")
 

@@ -15,13 +15,12 @@ from rich.table import Table
 
 from robustcollapse import registry
 from robustcollapse.config import TestEntry
-from robustcollapse.data import load_dataset
+from robustcollapse.data import load_dataset, to_float
 from robustcollapse.errors import UserError
 from robustcollapse.evaluate.base import Context, Pass, TestKind, TestResult
 from robustcollapse.metrics.ood import ood_report, roc_points
 from robustcollapse.ood import SYNTHETIC, DetectorOptions, fit_shape, is_near, make_detector
 from robustcollapse.registry import register
-from robustcollapse.train import to_float
 
 
 def known_sets() -> list[str]:

@@ -10,10 +10,10 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from robustcollapse.config import TestEntry
+from robustcollapse.data import to_float
 from robustcollapse.evaluate.base import Context, TestKind, TestResult, frozen
 from robustcollapse.metrics.reliability import aurc, class_gaussian_scores, misclassification_auroc, risk_coverage
 from robustcollapse.registry import register
-from robustcollapse.train import to_float
 
 
 class ReliabilityParams(TestEntry):

@@ -12,9 +12,8 @@ from typing import Any
 import torch
 
 from robustcollapse.config import Calibration
-from robustcollapse.data import Dataset, validation_split
+from robustcollapse.data import Dataset, to_float, validation_split
 from robustcollapse.metrics.calibration import fit_temperature
-from robustcollapse.train import to_float
 
 
 def model_temperature(

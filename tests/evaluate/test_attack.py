@@ -12,10 +12,10 @@ from torch import nn
 from robustcollapse import registry
 from robustcollapse.attacks import AUTOATTACK_SQUARE_QUERIES, AUTOATTACK_STEPS
 from robustcollapse.config import ConfigError, load_suite
-from robustcollapse.data import load_dataset
+from robustcollapse.data import load_dataset, to_float
 from robustcollapse.evaluate.attack import AttackParams, eps_label, parse_eps
 from robustcollapse.evaluate.base import Context
-from robustcollapse.train import to_float, train_model
+from robustcollapse.train import train_model
 from tests.test_config import GOOD, write
 
 

@@ -13,10 +13,10 @@ from randomised import Noisy
 from torch import nn
 
 from robustcollapse import registry
+from robustcollapse.data import to_float
 from robustcollapse.evaluate import adversary
 from robustcollapse.evaluate.adversary import Runner
 from robustcollapse.evaluate.checks import ORDER, Probe, chance_limit, run_checks
-from robustcollapse.train import to_float
 from tests.evaluate.test_attack import Quantised, data, model  # noqa: F401  (fixtures)
 
 EPS = [8 / 255, 32 / 255]
