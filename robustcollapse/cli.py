@@ -32,6 +32,8 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import robustcollapse.evaluate  # noqa: F401  (registers every plug-in: test kinds and their families)
+
         try:
             previous = signal.signal(signal.SIGTERM, _terminate)
         except ValueError:  # not the main thread: leave signals alone
@@ -176,7 +178,7 @@ def train(
 ) -> None:
     """Train models: a suite's (default suites/mnist.yaml: the baseline and binary pair), a recipe file, or flags."""
     from robustcollapse.devices import resolve_device
-    from robustcollapse.training_cli import train_from_file, train_from_flags
+    from robustcollapse.training.recipes import train_from_file, train_from_flags
 
     dev = resolve_device(device)
     if dataset or backbone or head:
@@ -202,7 +204,7 @@ def inspect(suite_file: Path, model: str | None, device: str, data_root: Path | 
     from robustcollapse.config import load_suite
     from robustcollapse.data import hold_out, load_dataset
     from robustcollapse.devices import resolve_device
-    from robustcollapse.evaluate.models import inspect_suite
+    from robustcollapse.training.recipes import inspect_suite
 
     suite = load_suite(suite_file)
     if model is not None:
@@ -239,51 +241,9 @@ def compare(base: Path, new: Path, tolerances_file: Path | None) -> None:
     """Diff two result documents; exit 1 if the gate fails: a metric regressed beyond its tolerance or became
     null/NaN/inf, a model, test or metric vanished, or a document is incomplete or of another schema version.
     Unreadable input is exit 2."""
-    from rich.table import Table
+    from robustcollapse.report.gate import gate
 
-    from robustcollapse.config import load_tolerances
-    from robustcollapse.report.compare import (
-        FAILING,
-        compare_documents,
-        document_problems,
-        effective_tolerances,
-        load_document,
-    )
-
-    old_doc, new_doc = load_document(base, check_schema=False), load_document(new, check_schema=False)
-    override = load_tolerances(tolerances_file) if tolerances_file else None
-    try:
-        rows = compare_documents(old_doc, new_doc, effective_tolerances(new_doc, override))
-    except (TypeError, ValueError, AttributeError, KeyError) as exc:
-        raise UserError(f"{new}: cannot be compared with {base} ({type(exc).__name__}: {exc})") from None
-    style = {
-        "regressed": "bold red",
-        "broken": "bold red",
-        "missing": "bold red",
-        "improved": "green",
-        "within": "dim",
-        "changed": "dim",
-        "new": "cyan",
-    }
-    table = Table(title=escape(f"compare {base} → {new}"), title_justify="left")
-    for col in ("model", "key", "old", "new", "delta", "tolerance", "verdict"):
-        table.add_column(col, justify="right" if col in ("old", "new", "delta", "tolerance") else "left")
-    for r in rows:
-        delta = r.new - r.old if r.old is not None and r.new is not None else None
-        cells = [f"{v:.4g}" if v is not None else "—" for v in (r.old, r.new, delta)]
-        verdict = f"[{style[r.verdict]}]{r.verdict}[/]"
-        table.add_row(escape(r.model), escape(r.key), *cells, f"{r.tolerance:g}", verdict)
-    if rows:
-        console.print(table)
-    verdicts = ("regressed", "broken", "missing", "improved", "within", "changed", "new")
-    console.print(", ".join(f"{sum(r.verdict == v for r in rows)} {v}" for v in verdicts))
-    failures = document_problems(old_doc, new_doc)
-    for verdict in FAILING:  # one line per kind of failure, naming the first few keys
-        names = [f"{r.model}:{r.key}" for r in rows if r.verdict == verdict]
-        if names:
-            failures.append(
-                f"{verdict}: " + ", ".join(names[:5]) + (f" … ({len(names)} in all)" if len(names) > 5 else "")
-            )
+    failures = gate(base, new, tolerances_file, console)
     for line in failures:
         err_console.print(f"[bold red]gate failed:[/] {escape(line)}", soft_wrap=True)
     if failures:
@@ -296,7 +256,7 @@ def compare(base: Path, new: Path, tolerances_file: Path | None) -> None:
 def show(result: Path) -> None:
     """Re-print the terminal tables of a saved result document."""
     from robustcollapse.config import Suite
-    from robustcollapse.report.compare import load_document
+    from robustcollapse.report.document import load_document
     from robustcollapse.report.tables import print_results
 
     doc = load_document(result)
@@ -319,7 +279,7 @@ def show(result: Path) -> None:
 @friendly
 def report(result: Path, out: Path | None) -> None:
     """Plots (PNG) and one self-contained HTML page from a saved result document."""
-    from robustcollapse.report.compare import load_document
+    from robustcollapse.report.document import load_document
     from robustcollapse.report.html import write_report
 
     doc = load_document(result)
@@ -522,6 +482,7 @@ def list_(family: str | None) -> None:
     """List registered backbones, heads, data sets, test kinds and the corruptions (or one FAMILY of them)."""
     from rich.table import Table
 
+    import robustcollapse.evaluate  # noqa: F401  (registers every plug-in)
     from robustcollapse.config import argument_summary
 
     families = registry.families()

@@ -1,4 +1,9 @@
-"""One small name -> factory registry shared by every plug-in family (backbones, heads, data, tests...)."""
+"""One small name -> factory registry shared by every plug-in family (backbones, heads, data, tests...).
+
+Plug-ins register by being imported: each family's package imports its plug-in modules from its `__init__`
+(`robustcollapse.data`, `.models`, `.attacks`, `.corruptions`, `.ood`), and `robustcollapse.evaluate` imports every
+test kind and through them every family. The registry itself imports none of them (it sits in the bottom layer);
+a lookup in a family nobody has imported yet says which package to import."""
 
 from __future__ import annotations
 
@@ -26,13 +31,11 @@ def register(family: str, name: str) -> Callable[[Callable[..., Any]], Callable[
 
 def names(family: str) -> list[str]:
     """Registered names of a family, sorted."""
-    _load_plugins()
     return sorted(_FAMILIES.get(family, {}))
 
 
 def families() -> list[str]:
     """Every family that has at least one registered entry."""
-    _load_plugins()
     return sorted(_FAMILIES)
 
 
@@ -46,10 +49,12 @@ def unknown_name_message(family: str, name: str) -> str:
 
 def get(family: str, name: str) -> Callable[..., Any]:
     """The factory registered as `family/name`, or a UserError listing the known names."""
-    _load_plugins()
     try:
         return _FAMILIES[family][name]
     except KeyError:
+        if family not in _FAMILIES:
+            msg = f"no {family} is registered: import robustcollapse.evaluate (it registers every plug-in)"
+            raise UserError(msg) from None
         raise UserError(unknown_name_message(family, name)) from None
 
 
@@ -57,12 +62,3 @@ def describe(family: str, name: str) -> str:
     """First line of the factory's docstring, for `robustcollapse list`."""
     doc = (get(family, name).__doc__ or "").strip()
     return doc.splitlines()[0] if doc else ""
-
-
-def _load_plugins() -> None:
-    """Import the modules whose import registers the built-in plug-ins."""
-    import robustcollapse.attacks  # noqa: F401
-    import robustcollapse.data  # noqa: F401
-    import robustcollapse.evaluate  # noqa: F401
-    import robustcollapse.models  # noqa: F401
-    import robustcollapse.ood  # noqa: F401

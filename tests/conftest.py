@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+import robustcollapse.evaluate  # noqa: F401  (registers every plug-in, as the CLI and the API do)
+
 ROOT = Path(__file__).resolve().parents[1]
 SUITES = ROOT / "suites"
 

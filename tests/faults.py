@@ -23,7 +23,7 @@ def fire(sig: str) -> None:
 
 def plant(point: str, sig: str) -> None:
     if point == "train":
-        import robustcollapse.train as train
+        import robustcollapse.training.loop as train
 
         real_accuracy, calls = train.accuracy, {"n": 0}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from robustcollapse.hierarchy import CIFAR100_SUPERCLASSES as SUPERCLASSES  # CIFAR-100's class names
+from robustcollapse.data.hierarchy import CIFAR100_SUPERCLASSES as SUPERCLASSES  # CIFAR-100's class names
 
 
 def natural_patches(n: int, size: int = 32, seed: int = 0) -> np.ndarray:

@@ -317,7 +317,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
 
     from robustcollapse.config import Recipe, check_recipe
     from robustcollapse.data import load_dataset
-    from robustcollapse.train import train_to_checkpoint
+    from robustcollapse.training.loop import train_to_checkpoint
 
     recipe = Recipe.model_validate(
         {"dataset": "digits", "backbone": {"name": "mlp", "hidden": 16, "depth": 1}, "head": "linear", "epochs": 1}

@@ -14,8 +14,8 @@ from robustcollapse.cli import main
 from robustcollapse.config import ModelEntry
 from robustcollapse.data import load_dataset
 from robustcollapse.errors import UserError
-from robustcollapse.evaluate.models import check_trained_on
 from robustcollapse.io import exclusive
+from robustcollapse.models.zoo import check_trained_on
 
 SUITE = """\
 name: s

@@ -59,7 +59,7 @@ def test_interrupt_keeps_finished_results_and_rerun_resumes(workdir, monkeypatch
     assert Path("results/smoke.json").read_bytes() == complete
     assert json.loads(Path("results/smoke.interrupted.json").read_text())["status"] == "interrupted"
 
-    import robustcollapse.evaluate.models as models
+    import robustcollapse.training.recipes as models
 
     def interrupted_training(*args, **kwargs):
         raise KeyboardInterrupt

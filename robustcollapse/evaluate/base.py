@@ -11,17 +11,9 @@ from typing import Any, ClassVar
 import torch
 
 from robustcollapse.config import TestEntry
-from robustcollapse.data import Dataset, Split, to_float
+from robustcollapse.data import Dataset, Split
 from robustcollapse.models import Classifier
-
-
-@dataclass
-class Pass:
-    """Latent features z, logits and labels of one model over one split: computed once, read by every metric."""
-
-    z: torch.Tensor
-    logits: torch.Tensor
-    y: torch.Tensor
+from robustcollapse.models.forward import Pass, forward_pass
 
 
 @dataclass
@@ -53,18 +45,9 @@ class Context:
     def split(self, name: str) -> Split:
         return self.test_split if name == "test" else self.data.train
 
-    @torch.inference_mode()
     def pass_over(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> Pass:
         """z and logits of images (uint8, or float in [0, 1]), batched, in eval mode (not cached)."""
-        self.model.eval()
-        zs, logits = [], []
-        for i in range(0, len(images), self.batch_size):
-            batch = images[i : i + self.batch_size]
-            z, out = self.model.forward_all(to_float(batch) if batch.dtype == torch.uint8 else batch)
-            zs.append(z.float())
-            logits.append(out.float())
-        y = labels if labels is not None else torch.full((len(images),), -1, dtype=torch.long, device=images.device)
-        return Pass(torch.cat(zs), torch.cat(logits), y)
+        return forward_pass(self.model, images, self.batch_size, labels)
 
     def forward_pass(self, split: str) -> Pass:
         """The pass over a split, computed once and shared by every test of this model."""
@@ -95,8 +78,8 @@ class TestKind:
     title: ClassVar[str] = ""
 
     @classmethod
-    def columns(cls, params: Any) -> list[tuple[str, str, str]]:
-        """(metric key, header, format spec) of the table columns for these parameters."""
+    def columns(cls, params: Any) -> list[tuple[str, str]]:
+        """(metric key, header) of the table rows for these parameters; the format comes from the key's MetricSpec."""
         return []
 
     @classmethod

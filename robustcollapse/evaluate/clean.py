@@ -23,21 +23,21 @@ class Clean(TestKind):
     title = "clean — accuracy and calibration"
 
     @classmethod
-    def columns(cls, params: CleanParams) -> list[tuple[str, str, str]]:
+    def columns(cls, params: CleanParams) -> list[tuple[str, str]]:
         return [
-            ("clean/acc", "acc", ".4f"),
-            ("clean/nll", "NLL", ".4f"),
-            ("clean/brier", "Brier", ".4f"),
-            ("cal/ece", "ECE", ".4f"),
-            ("cal/aece", "adaptive ECE", ".4f"),
-            ("cal/mce", "MCE", ".4f"),
-            ("cal/cwece", "classwise ECE", ".4f"),
-            ("clean/mean_conf", "mean conf", ".4f"),
-            ("cal/temperature", "temperature T", ".4f"),
-            ("clean/ts/nll", "NLL, scaled", ".4f"),
-            ("cal/ts/ece", "ECE, scaled", ".4f"),
-            ("cal/ts/aece", "adaptive ECE, scaled", ".4f"),
-            ("cal/ts/cwece", "classwise ECE, scaled", ".4f"),
+            ("clean/acc", "acc"),
+            ("clean/nll", "NLL"),
+            ("clean/brier", "Brier"),
+            ("cal/ece", "ECE"),
+            ("cal/aece", "adaptive ECE"),
+            ("cal/mce", "MCE"),
+            ("cal/cwece", "classwise ECE"),
+            ("clean/mean_conf", "mean conf"),
+            ("cal/temperature", "temperature T"),
+            ("clean/ts/nll", "NLL, scaled"),
+            ("cal/ts/ece", "ECE, scaled"),
+            ("cal/ts/aece", "adaptive ECE, scaled"),
+            ("cal/ts/cwece", "classwise ECE, scaled"),
         ]
 
     @staticmethod

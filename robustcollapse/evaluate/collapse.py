@@ -31,32 +31,32 @@ class Collapse(TestKind):
     title = "collapse — neural-collapse and binarity of the latent z"
 
     @classmethod
-    def columns(cls, params: CollapseParams) -> list[tuple[str, str, str]]:
+    def columns(cls, params: CollapseParams) -> list[tuple[str, str]]:
         nc, b = prefix("nc", params.split), prefix("bin", params.split)
         cols = [
-            (f"{nc}/nc1", "NC1", ".4g"),
-            (f"{nc}/within_between", "tr(Σ_W)/tr(Σ_B)", ".4g"),
-            (f"{nc}/equinorm", "equinorm", ".4f"),
-            (f"{nc}/equiangular", "equiang.", ".4f"),
-            (f"{nc}/maxangle", "max-angle", ".4f"),
-            (f"{nc}/etf_means", "ETF err", ".4f"),
-            (f"{nc}/nc3", "NC3", ".4f"),
-            (f"{nc}/nc4", "NC4", ".4f"),
-            (f"{nc}/ovr_margin_min", "1-vs-rest margin (min class)", ".4f"),
-            (f"{nc}/ovr_margin_mean", "1-vs-rest margin (mean)", ".4f"),
-            (f"{nc}/min_angle", "min angle of W rows (°)", ".1f"),
+            (f"{nc}/nc1", "NC1"),
+            (f"{nc}/within_between", "tr(Σ_W)/tr(Σ_B)"),
+            (f"{nc}/equinorm", "equinorm"),
+            (f"{nc}/equiangular", "equiang."),
+            (f"{nc}/maxangle", "max-angle"),
+            (f"{nc}/etf_means", "ETF err"),
+            (f"{nc}/nc3", "NC3"),
+            (f"{nc}/nc4", "NC4"),
+            (f"{nc}/ovr_margin_min", "1-vs-rest margin (min class)"),
+            (f"{nc}/ovr_margin_mean", "1-vs-rest margin (mean)"),
+            (f"{nc}/min_angle", "min angle of W rows (°)"),
         ]
         if params.by_predicted:
-            cols += [(f"{nc}/pred/nc1", "NC1 (by predicted)", ".4g")]
+            cols += [(f"{nc}/pred/nc1", "NC1 (by predicted)")]
         if params.binarity:
             cols += [
-                (f"{b}/peak_sep", "peak sep.", ".2f"),
-                (f"{b}/gmm_sigma", "GMM σ", ".3f"),
-                (f"{b}/same_code", "same code", ".3f"),
-                (f"{b}/class_codes", "class codes", ".0f"),
+                (f"{b}/peak_sep", "peak sep."),
+                (f"{b}/gmm_sigma", "GMM σ"),
+                (f"{b}/same_code", "same code"),
+                (f"{b}/class_codes", "class codes"),
             ]
             if params.by_predicted:
-                cols += [(f"{b}/pred/same_code", "same code (by predicted)", ".3f")]
+                cols += [(f"{b}/pred/same_code", "same code (by predicted)")]
         return cols
 
     @staticmethod

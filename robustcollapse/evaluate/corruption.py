@@ -21,7 +21,10 @@ from robustcollapse.data import to_float
 from robustcollapse.data.corrupted import corrupted_folder, read_corrupted
 from robustcollapse.evaluate.base import Context, TestKind, TestResult
 from robustcollapse.metrics.calibration import calibration_report
+from robustcollapse.metrics.spec import MetricSpec, declare
 from robustcollapse.registry import register
+
+SPECS = declare(MetricSpec("*/rel_drop", "relative accuracy drop from clean", higher_is_better=False))
 
 
 class CorruptionParams(TestEntry):
@@ -78,13 +81,13 @@ class Corruption(TestKind):
         return params.prefix
 
     @classmethod
-    def columns(cls, params: CorruptionParams) -> list[tuple[str, str, str]]:
+    def columns(cls, params: CorruptionParams) -> list[tuple[str, str]]:
         return [
-            (f"{params.prefix}/clean/acc", "clean acc", ".4f"),
-            (f"{params.prefix}/mean/acc", "mean corr. acc (15)", ".4f"),
-            (f"{params.prefix}/mean/rel_drop", "rel. drop", ".4f"),
-            (f"{params.prefix}/mean/ece", "mean ECE", ".4f"),
-            (f"{params.prefix}/extra/acc", "held-out 4 acc", ".4f"),
+            (f"{params.prefix}/clean/acc", "clean acc"),
+            (f"{params.prefix}/mean/acc", "mean corr. acc (15)"),
+            (f"{params.prefix}/mean/rel_drop", "rel. drop"),
+            (f"{params.prefix}/mean/ece", "mean ECE"),
+            (f"{params.prefix}/extra/acc", "held-out 4 acc"),
         ]
 
     @classmethod

@@ -19,9 +19,9 @@ from sklearn.cluster import KMeans
 
 from robustcollapse.config import TestEntry
 from robustcollapse.data.base import coarse_label_map
+from robustcollapse.data.hierarchy import coarse_groups
 from robustcollapse.errors import UserError
 from robustcollapse.evaluate.base import Context, TestKind, TestResult
-from robustcollapse.hierarchy import coarse_groups
 from robustcollapse.registry import register
 
 
@@ -67,11 +67,11 @@ class Finegrained(TestKind):
     title = "finegrained — fine labels recovered from features (k-means + Hungarian)"
 
     @classmethod
-    def columns(cls, params: FinegrainedParams) -> list[tuple[str, str, str]]:
+    def columns(cls, params: FinegrainedParams) -> list[tuple[str, str]]:
         return [
-            ("fine/kmeans_acc", "fine acc recovered by k-means", ".4f"),
-            ("fine/coarse_acc", "coarse acc", ".4f"),
-            ("fine/model_acc", "model's own fine acc", ".4f"),
+            ("fine/kmeans_acc", "fine acc recovered by k-means"),
+            ("fine/coarse_acc", "coarse acc"),
+            ("fine/model_acc", "model's own fine acc"),
         ]
 
     @staticmethod

@@ -7,9 +7,16 @@ from typing import Literal
 from pydantic import Field
 
 from robustcollapse.config import TestEntry
+from robustcollapse.data.hierarchy import load_hierarchy, mistake_severity
 from robustcollapse.evaluate.base import Context, TestKind, TestResult
-from robustcollapse.hierarchy import load_hierarchy, mistake_severity
+from robustcollapse.metrics.spec import MetricSpec, declare
 from robustcollapse.registry import register
+
+SPECS = declare(
+    MetricSpec("hier/top1", "top-1 accuracy", higher_is_better=True),
+    MetricSpec("hier/mistake_severity", "mean height of the mistakes' lowest common ancestor", higher_is_better=False),
+    MetricSpec("hier/dist@*", "mean hierarchical distance of the top-k predictions", higher_is_better=False),
+)
 
 
 class HierarchyParams(TestEntry):
@@ -26,11 +33,11 @@ class Hierarchy(TestKind):
     title = "hierarchy — mistake severity (LCA height)"
 
     @classmethod
-    def columns(cls, params: HierarchyParams) -> list[tuple[str, str, str]]:
+    def columns(cls, params: HierarchyParams) -> list[tuple[str, str]]:
         return [
-            ("hier/top1", "top-1 acc", ".4f"),
-            ("hier/mistake_severity", "avg mistake severity", ".4f"),
-            *[(f"hier/dist@{k}", f"hier. dist@{k}", ".4f") for k in params.k],
+            ("hier/top1", "top-1 acc"),
+            ("hier/mistake_severity", "avg mistake severity"),
+            *[(f"hier/dist@{k}", f"hier. dist@{k}") for k in params.k],
         ]
 
     @staticmethod

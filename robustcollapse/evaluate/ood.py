@@ -17,8 +17,9 @@ from robustcollapse import registry
 from robustcollapse.config import TestEntry
 from robustcollapse.data import load_dataset, to_float
 from robustcollapse.errors import UserError
-from robustcollapse.evaluate.base import Context, Pass, TestKind, TestResult
+from robustcollapse.evaluate.base import Context, TestKind, TestResult
 from robustcollapse.metrics.ood import ood_report, roc_points
+from robustcollapse.models.forward import Pass
 from robustcollapse.ood import SYNTHETIC, DetectorOptions, fit_shape, is_near, make_detector
 from robustcollapse.registry import register
 
@@ -88,8 +89,8 @@ class Ood(TestKind):
     title = "ood — AUROC and FPR@95TPR (OOD = positive)"
 
     @classmethod
-    def columns(cls, params: OodParams) -> list[tuple[str, str, str]]:
-        return [(f"ood/{s}/{d}/auroc", f"{s} {d}", ".3f") for s in params.sets for d in params.detectors]
+    def columns(cls, params: OodParams) -> list[tuple[str, str]]:
+        return [(f"ood/{s}/{d}/auroc", f"{s} {d}") for s in params.sets for d in params.detectors]
 
     @classmethod
     def tables(cls, doc: dict[str, Any], test_id: str, params: OodParams, dataset: str) -> list[Table]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from robustcollapse.config import Suite
 from robustcollapse.errors import UserError
-from robustcollapse.evaluate.models import checkpoint_path
+from robustcollapse.models.zoo import checkpoint_path
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,15 @@ from robustcollapse.config import TestEntry
 from robustcollapse.data import to_float
 from robustcollapse.evaluate.base import Context, TestKind, TestResult, frozen
 from robustcollapse.metrics.reliability import aurc, class_gaussian_scores, misclassification_auroc, risk_coverage
+from robustcollapse.metrics.spec import MetricSpec, declare
 from robustcollapse.registry import register
+
+SPECS = declare(
+    MetricSpec("*/rel_norm", "DeepFool: mean ‖r‖/‖x‖", higher_is_better=True),
+    MetricSpec("*/rel_norm_median", "DeepFool: median ‖r‖/‖x‖", higher_is_better=True),
+    MetricSpec("*/success", "DeepFool: share of points flipped (attack success, not a robustness score)"),
+    MetricSpec("*/l2", "DeepFool: mean ‖r‖₂"),
+)
 
 
 class ReliabilityParams(TestEntry):
@@ -29,13 +37,13 @@ class Reliability(TestKind):
     title = "reliability — misclassification detection (wrong = positive) and selective prediction"
 
     @classmethod
-    def columns(cls, params: ReliabilityParams) -> list[tuple[str, str, str]]:
+    def columns(cls, params: ReliabilityParams) -> list[tuple[str, str]]:
         return [
-            ("rel/mahalanobis/auroc", "AUROC Mahalanobis", ".4f"),
-            ("rel/msp/auroc", "AUROC MSP", ".4f"),
-            ("rel/msp/aurc", "AURC (MSP)", ".4f"),
-            ("rel/mahalanobis/aurc", "AURC (Mahalanobis)", ".4f"),
-            ("rel/error", "test error", ".4f"),
+            ("rel/mahalanobis/auroc", "AUROC Mahalanobis"),
+            ("rel/msp/auroc", "AUROC MSP"),
+            ("rel/msp/aurc", "AURC (MSP)"),
+            ("rel/mahalanobis/aurc", "AURC (Mahalanobis)"),
+            ("rel/error", "test error"),
         ]
 
     @staticmethod
@@ -123,12 +131,12 @@ class DeepFool(TestKind):
     title = "deepfool — minimal L2 perturbation relative to the image norm"
 
     @classmethod
-    def columns(cls, params: DeepFoolParams) -> list[tuple[str, str, str]]:
+    def columns(cls, params: DeepFoolParams) -> list[tuple[str, str]]:
         return [
-            ("adv/deepfool/rel_norm", "mean ‖r‖/‖x‖", ".4f"),
-            ("adv/deepfool/rel_norm_median", "median ‖r‖/‖x‖", ".4f"),
-            ("adv/deepfool/l2", "mean ‖r‖₂", ".4f"),
-            ("adv/deepfool/success", "flipped", ".4f"),
+            ("adv/deepfool/rel_norm", "mean ‖r‖/‖x‖"),
+            ("adv/deepfool/rel_norm_median", "median ‖r‖/‖x‖"),
+            ("adv/deepfool/l2", "mean ‖r‖₂"),
+            ("adv/deepfool/success", "flipped"),
         ]
 
     @staticmethod

@@ -21,16 +21,17 @@ from rich.console import Console
 from rich.markup import escape
 
 from robustcollapse import __version__, registry
-from robustcollapse.config import Suite
-from robustcollapse.data import hold_out, load_dataset
+from robustcollapse.config import ModelEntry, Suite, TestEntry
+from robustcollapse.data import Dataset, Split, hold_out, load_dataset
 from robustcollapse.errors import UserError
 from robustcollapse.evaluate.base import Context, TestResult
-from robustcollapse.evaluate.models import checkpoint_path, model_view, obtain_model, recipe_groups, resolved_recipe
 from robustcollapse.evaluate.overrides import Overrides
 from robustcollapse.evaluate.temperature import model_temperature
 from robustcollapse.io import check_output, exclusive, remove_stale_temporaries, write_json
 from robustcollapse.models.checkpoint import sidecar_path
+from robustcollapse.models.zoo import checkpoint_path, model_view, recipe_groups, resolved_recipe
 from robustcollapse.report.document import new_document
+from robustcollapse.training.recipes import obtain_model
 
 
 @dataclass
@@ -128,7 +129,27 @@ def protected_inputs(suite: Suite) -> dict[Path, str]:
     return protected
 
 
-def _run(suite: Suite, out: Path, options: RunOptions, console: Console) -> dict[str, Any]:
+@dataclass
+class Plan:
+    """What a run will do: the suite's data (held-out classes apart), the tests by id, the example limit, the
+    empty document to fill and the resume state of earlier runs."""
+
+    suite: Suite
+    out: Path
+    limit: int | None
+    data: Dataset
+    heldout: Split
+    tests: dict[str, TestEntry]
+    doc: dict[str, Any]
+    state: dict[str, Any]
+
+    @property
+    def partial(self) -> Path:
+        return partial_path(self.out)
+
+
+def plan(suite: Suite, out: Path, options: RunOptions) -> Plan:
+    """Load the data, start the document and read the resume state."""
     limit = options.limit if options.limit is not None else suite.limit
     torch.manual_seed(suite.seed)
     data = load_dataset(suite.dataset, options.data_root, options.download, str(options.device))
@@ -139,87 +160,104 @@ def _run(suite: Suite, out: Path, options: RunOptions, console: Console) -> dict
     doc = new_document(suite.model_dump(mode="json"), environment(options.device, suite.seed))
     doc["suite"]["limit"] = limit
     doc["overrides"] = ({"limit": options.limit} if options.limit is not None else {}) | options.overrides.record()
-    partial = partial_path(out)
-    state = _load_partial(partial, fingerprint(suite, limit))
-    entries = dict(zip(suite.test_ids(), suite.test_entries(), strict=True))
+    state = _load_partial(partial_path(out), fingerprint(suite, limit))
+    tests = dict(zip(suite.test_ids(), suite.test_entries(), strict=True))
+    return Plan(suite, out, limit, data, heldout, tests, doc, state)
+
+
+def _run(suite: Suite, out: Path, options: RunOptions, console: Console) -> dict[str, Any]:
+    p = plan(suite, out, options)
     try:
         for entry in suite.models:
-            model, meta, trained = obtain_model(
-                suite,
-                entry,
-                data,
-                options.device,
-                console,
-                options.data_root,
-                options.download,
-                instance=options.modules.get(entry.name),
-            )
-            ckpt = checkpoint_path(suite, entry)
-            info = {
-                "checkpoint": str(ckpt) if ckpt else meta["model"].get("weights"),
-                "sha256": meta["sha256"],
-                "recipe": meta.get("recipe"),
-                "model": meta["model"],
-                "trained_now": trained,
-                "train_metrics": meta.get("train_metrics"),
-                "convergence_epoch": meta.get("convergence_epoch"),
-                "latent_dim": meta.get("latent_dim"),
-                "history": meta.get("history"),
-            }
-            doc["models"][entry.name] = info
-            done = state["results"].setdefault(entry.name, {})
-            if state["models"].get(entry.name) != meta["sha256"]:
-                done.clear()  # a different checkpoint: nothing cached for this model is valid
-                state["models"][entry.name] = meta["sha256"]
-            recipe = resolved_recipe(suite, entry)
-            groups = recipe_groups(recipe, data.classes)
-            view = model_view(recipe, data)  # a coarse-trained model sees coarse labels
-            calibration = suite.calibration_of(entry)
-            info["temperature"] = model_temperature(model, meta, view, calibration, suite.seed, suite.batch_size)
-            ctx = Context(
-                model,
-                view,
-                view.test.head(limit),
-                suite.batch_size,
-                suite.seed,
-                options.data_root,
-                options.download,
-                heldout.head(limit),
-                fine=None if groups is None else data,
-                coarse=groups,
-                temperature=info["temperature"]["value"] if info["temperature"] else None,
-            )
-            for test_id, params in entries.items():
+            ctx, done = open_model(p, entry, options, console)
+            for test_id, params in p.tests.items():
                 if test_id in done:
                     console.print(f"[dim]✓ {escape(entry.name)} / {escape(test_id)}: finished earlier, skipped[/]")
                 else:
-                    torch.manual_seed(suite.seed)
-                    start = time.perf_counter()
-                    with console.status(escape(f"{entry.name} / {test_id}…")):
-                        result: TestResult = registry.get("test", params.kind).run(ctx, params)
-                    done[test_id] = {
-                        "metrics": result.metrics,
-                        "details": result.details,
-                        "flags": result.flags,
-                        "seconds": time.perf_counter() - start,
-                    }
-                    write_json(partial, state)
-                    for warning in result.details.get("warnings", []):
-                        console.print(f"warning: {entry.name} / {test_id}: {warning}", style="yellow", markup=False)
-                _merge(doc, entry.name, test_id, done[test_id])
+                    done[test_id] = run_test(ctx, entry.name, test_id, params, suite.seed, console)
+                    write_json(p.partial, p.state)
+                record(p.doc, entry.name, test_id, done[test_id])
     except KeyboardInterrupt:
-        doc["status"] = "interrupted"
-        write_json(interrupted_path(out), doc)
-        console.print(f"finished so far: {interrupted_path(out)} (resume state {partial})", markup=False)
+        p.doc["status"] = "interrupted"
+        write_json(interrupted_path(out), p.doc)
+        console.print(f"finished so far: {interrupted_path(out)} (resume state {p.partial})", markup=False)
         raise
-    doc["status"] = "complete"
-    write_json(out, doc)
-    partial.unlink(missing_ok=True)
+    p.doc["status"] = "complete"
+    write_json(out, p.doc)
+    p.partial.unlink(missing_ok=True)
     interrupted_path(out).unlink(missing_ok=True)
-    return doc
+    return p.doc
 
 
-def _merge(doc: dict[str, Any], model: str, test_id: str, result: dict[str, Any]) -> None:
+def open_model(
+    p: Plan, entry: ModelEntry, options: RunOptions, console: Console
+) -> tuple[Context, dict[str, dict[str, Any]]]:
+    """Obtain (load or train) one model, record it in the document, and return the context its tests run in and
+    its finished results (cleared when the checkpoint changed since they were recorded)."""
+    suite, data = p.suite, p.data
+    model, meta, trained = obtain_model(
+        suite,
+        entry,
+        data,
+        options.device,
+        console,
+        options.data_root,
+        options.download,
+        options.modules.get(entry.name),
+    )
+    ckpt = checkpoint_path(suite, entry)
+    info = {
+        "checkpoint": str(ckpt) if ckpt else meta["model"].get("weights"),
+        "sha256": meta["sha256"],
+        "recipe": meta.get("recipe"),
+        "model": meta["model"],
+        "trained_now": trained,
+        **{k: meta.get(k) for k in ("train_metrics", "convergence_epoch", "latent_dim", "history")},
+    }
+    p.doc["models"][entry.name] = info
+    done = p.state["results"].setdefault(entry.name, {})
+    if p.state["models"].get(entry.name) != meta["sha256"]:
+        done.clear()  # a different checkpoint: nothing cached for this model is valid
+        p.state["models"][entry.name] = meta["sha256"]
+    recipe = resolved_recipe(suite, entry)
+    groups = recipe_groups(recipe, data.classes)
+    view = model_view(recipe, data)  # a coarse-trained model sees coarse labels
+    calibration = suite.calibration_of(entry)
+    info["temperature"] = model_temperature(model, meta, view, calibration, suite.seed, suite.batch_size)
+    ctx = Context(
+        model,
+        view,
+        view.test.head(p.limit),
+        suite.batch_size,
+        suite.seed,
+        options.data_root,
+        options.download,
+        p.heldout.head(p.limit),
+        fine=None if groups is None else data,
+        coarse=groups,
+        temperature=info["temperature"]["value"] if info["temperature"] else None,
+    )
+    return ctx, done
+
+
+def run_test(ctx: Context, model: str, test_id: str, params: TestEntry, seed: int, console: Console) -> dict[str, Any]:
+    """One test on one model, seeded the same whatever ran before it: its metrics, details, flags and seconds."""
+    torch.manual_seed(seed)
+    start = time.perf_counter()
+    with console.status(escape(f"{model} / {test_id}…")):
+        result: TestResult = registry.get("test", params.kind).run(ctx, params)
+    for warning in result.details.get("warnings", []):
+        console.print(f"warning: {model} / {test_id}: {warning}", style="yellow", markup=False)
+    return {
+        "metrics": result.metrics,
+        "details": result.details,
+        "flags": result.flags,
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def record(doc: dict[str, Any], model: str, test_id: str, result: dict[str, Any]) -> None:
+    """Put one finished (model, test) into the document."""
     doc["metrics"].setdefault(model, {}).update(result["metrics"])
     doc["details"].setdefault(model, {})[test_id] = result["details"]
     if result["flags"]:

@@ -19,6 +19,8 @@ import math
 
 import torch
 
+from robustcollapse.metrics.spec import MetricSpec, declare
+
 MAX_FIT_SAMPLES = 5000
 # EM started at each coordinate's two modes and run until no coordinate's mean log-likelihood moves by more than
 # GMM_TOL, so the peak separation does not depend on where a loose tolerance stopped it (at scikit-learn's default
@@ -29,6 +31,18 @@ MAX_FIT_SAMPLES = 5000
 GMM_TOL = 1e-8
 GMM_MAX_ITER = 200
 GMM_REG = 1e-6  # added to each component variance, as scikit-learn's reg_covar
+
+
+SPECS = declare(
+    MetricSpec("*/peak_sep", "peak separation of the two modes (GMM)", ".2f", higher_is_better=True),
+    MetricSpec("*/peak_sep_std", "peak separation: std over coordinates", ".2f"),
+    MetricSpec("*/gmm_sigma", "GMM σ", ".3f"),
+    MetricSpec("*/gmm_loglik", "GMM mean log-likelihood", ".3f"),
+    MetricSpec("*/same_code", "share with its class's sign code", ".3f", higher_is_better=True),
+    MetricSpec("*/class_codes", "distinct class codes", ".0f"),
+    MetricSpec("*/patterns", "distinct sign patterns", ".0f"),
+    MetricSpec("*/two_means_sep", "binarity (2-means separation)", ".3f"),
+)
 
 
 def two_gaussians(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

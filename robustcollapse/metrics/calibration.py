@@ -14,7 +14,24 @@ import math
 import torch
 import torch.nn.functional as F
 
+from robustcollapse.metrics.spec import MetricSpec, declare
+
 N_BINS = 15
+
+
+SPECS = declare(
+    MetricSpec("*/acc", "accuracy", higher_is_better=True),
+    MetricSpec("*_acc", "accuracy", higher_is_better=True),
+    MetricSpec("*/error", "error rate", higher_is_better=False),
+    MetricSpec("*/nll", "negative log-likelihood", higher_is_better=False, unit="nats"),
+    MetricSpec("*/brier", "Brier score", higher_is_better=False),
+    MetricSpec("*/ece", "expected calibration error", higher_is_better=False),
+    MetricSpec("*/aece", "adaptive (equal-mass) ECE", higher_is_better=False),
+    MetricSpec("*/mce", "maximum calibration error", higher_is_better=False),
+    MetricSpec("*/cwece", "classwise ECE", higher_is_better=False),
+    MetricSpec("*/mean_conf", "mean confidence"),
+    MetricSpec("*/temperature", "temperature T (fitted by NLL)"),
+)
 
 
 def _bin_gaps(conf: torch.Tensor, hit: torch.Tensor, bin_index: torch.Tensor, n_bins: int) -> dict[str, torch.Tensor]:

@@ -16,6 +16,24 @@ import math
 
 import torch
 
+from robustcollapse.metrics.spec import MetricSpec, declare
+
+SPECS = declare(
+    MetricSpec("*/nc1", "NC1: tr(Σ_W Σ_B⁺)/K", ".4g", higher_is_better=False, tolerance=0.05),
+    MetricSpec("*/within_between", "tr(Σ_W)/tr(Σ_B)", ".4g", higher_is_better=False, tolerance=0.05),
+    MetricSpec("*/equinorm", "class-mean norms: std/mean", higher_is_better=False),
+    MetricSpec("*/equiangular", "class-mean cosines: std", higher_is_better=False),
+    MetricSpec("*/maxangle", "class-mean cosines: mean |cos + 1/(K-1)|", higher_is_better=False),
+    MetricSpec("*/etf_means", "class means: distance to the simplex ETF", higher_is_better=False),
+    MetricSpec("*/etf_w", "classifier rows: distance to the simplex ETF", higher_is_better=False),
+    MetricSpec("*/w_equinorm", "classifier row norms: std/mean", higher_is_better=False),
+    MetricSpec("*/nc3", "NC3: ‖W/‖W‖ − M/‖M‖‖²", higher_is_better=False),
+    MetricSpec("*/nc4", "NC4: disagreement with nearest class mean", higher_is_better=False),
+    MetricSpec("*/ovr_margin_min", "one-vs-rest margin (worst class)", higher_is_better=True),
+    MetricSpec("*/ovr_margin_mean", "one-vs-rest margin (mean)", higher_is_better=True),
+    MetricSpec("*/min_angle", "smallest angle between classifier rows", ".1f", True, tolerance=1.0, unit="°"),
+)
+
 
 def class_means(h: torch.Tensor, y: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(K, D) float64 class means and (K,) counts; an absent class has a zero mean and count 0."""

@@ -12,6 +12,15 @@ import numpy as np
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
+from robustcollapse.metrics.spec import MetricSpec, declare
+
+SPECS = declare(
+    MetricSpec("*/auroc", "AUROC", higher_is_better=True),
+    MetricSpec("*/fpr95", "FPR at 95 % TPR", higher_is_better=False),
+    MetricSpec("*/aupr_in", "AUPR, in-distribution positive", higher_is_better=True),
+    MetricSpec("*/aupr_out", "AUPR, OOD positive", higher_is_better=True),
+)
+
 
 def _labels_scores(id_scores: torch.Tensor, ood_scores: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Labels (OOD = 1) and finite scores: +inf and NaN (a detector that broke on an input) rank above every

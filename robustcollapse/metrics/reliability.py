@@ -11,6 +11,10 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
+from robustcollapse.metrics.spec import MetricSpec, declare
+
+SPECS = declare(MetricSpec("*/aurc", "area under the risk-coverage curve", higher_is_better=False))
+
 
 def misclassification_auroc(scores: torch.Tensor, wrong: torch.Tensor) -> float:
     """AUROC of wrong vs correct predictions; NaN when either group is empty."""

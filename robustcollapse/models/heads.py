@@ -211,7 +211,7 @@ def haframe(
     classes: list[str] | None = None,
 ) -> Head:
     """Hierarchy-Aware Frame: classifier fixed to vectors whose cosines fall with LCA height, + cosine pull loss."""
-    from robustcollapse.hierarchy import load_hierarchy
+    from robustcollapse.data.hierarchy import load_hierarchy
     from robustcollapse.models.frames import frame_from_gram, haframe_similarity
 
     tree = load_hierarchy(hierarchy, classes or [str(i) for i in range(num_classes)])

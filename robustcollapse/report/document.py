@@ -1,14 +1,38 @@
-"""The versioned result document: one JSON per run, written atomically by `robustcollapse.io`."""
+"""The versioned result document: one JSON per run, written atomically by `robustcollapse.io`.
+
+`ResultDocument` types its fields (DESIGN.md §5): per model, `metrics` maps keys (see each key's MetricSpec) to a
+number or null; `details` and `flags` hold each test's extra records by test id; `timings` the seconds per test.
+Documents of another `schema_version` are refused by readers (the gate reports them as a failure)."""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from pathlib import Path
+from typing import Any, Literal, TypedDict
+
+from robustcollapse.errors import UserError
 
 SCHEMA_VERSION = 1
 
 
-def new_document(suite: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
-    """An empty result document (DESIGN.md §5)."""
+class ResultDocument(TypedDict):
+    """One run's results. `status` is complete only when every (model, test) finished."""
+
+    schema_version: int
+    status: Literal["running", "complete", "interrupted"]
+    suite: dict[str, Any]
+    env: dict[str, Any]
+    models: dict[str, dict[str, Any]]
+    metrics: dict[str, dict[str, float | None]]
+    details: dict[str, dict[str, Any]]
+    flags: dict[str, dict[str, Any]]
+    timings: dict[str, dict[str, float]]
+    warnings: list[str]
+    overrides: dict[str, Any]
+
+
+def new_document(suite: dict[str, Any], env: dict[str, Any]) -> ResultDocument:
+    """An empty result document, status running."""
     return {
         "schema_version": SCHEMA_VERSION,
         "status": "running",
@@ -20,4 +44,44 @@ def new_document(suite: dict[str, Any], env: dict[str, Any]) -> dict[str, Any]:
         "flags": {},
         "timings": {},
         "warnings": [],
+        "overrides": {},
     }
+
+
+def number(value: Any) -> bool:
+    """A JSON number (not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def load_document(path: Path, check_schema: bool = True) -> ResultDocument:
+    """Read a result document; anything that is not one is a one-line UserError (exit 2).
+
+    With `check_schema=False` a document of another schema version is returned as is (the gate reports it as a
+    failure rather than as unreadable input)."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, not a result document")
+    try:
+        doc = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        raise UserError(f"{path}: result document not found") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: unreadable: not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except OSError as exc:
+        raise UserError(f"{path}: unreadable: {exc.strerror or exc}") from None
+    if not isinstance(doc, dict):
+        raise UserError(f"{path}: unreadable: a result document is a JSON object, this is a {type(doc).__name__}")
+    if check_schema and doc.get("schema_version") != SCHEMA_VERSION:
+        raise UserError(f"{path}: schema_version {doc.get('schema_version')!r}; this version reads {SCHEMA_VERSION}")
+    metrics = doc.get("metrics")
+    if not isinstance(metrics, dict) or not all(isinstance(m, dict) for m in metrics.values()):
+        raise UserError(f"{path}: unreadable: field 'metrics' must map each model to its metrics")
+    for model, values in metrics.items():
+        for key, value in values.items():
+            if value is not None and not number(value):
+                raise UserError(
+                    f"{path}: unreadable: metrics.{model}.{key} is {type(value).__name__}; allowed: a number or null"
+                )
+    return doc

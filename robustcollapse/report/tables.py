@@ -11,6 +11,7 @@ from rich.table import Table
 
 from robustcollapse import registry
 from robustcollapse.config import Suite
+from robustcollapse.metrics.spec import spec_for
 
 
 def _fmt(value: Any, spec: str) -> str:
@@ -84,14 +85,16 @@ def result_tables(doc: dict[str, Any], suite: Suite) -> list[Table]:
         models = list(doc["metrics"])
         for model in models:
             table.add_column(escape(model), justify="right")
-        for key, header, spec in columns:
-            if spec == "flag":
+        for key, header in columns:
+            spec = spec_for(key)
+            if spec is not None and spec.fmt == "flag":
                 check = key.rsplit("/", 1)[-1]
                 cells = [_flag_cell(test_flags(doc, m, test_id).get("checks", {}).get(check)) for m in models]
             elif all(key not in doc["metrics"][m] for m in models):
                 continue  # a metric no model has (e.g. the scaled calibration of a suite without temperature)
             else:
-                cells = [_number_cell(doc, m, test_id, key, spec) for m in models]
+                fmt = ".4f" if spec is None else spec.fmt
+                cells = [_number_cell(doc, m, test_id, key, fmt) for m in models]
             table.add_row(header, key, *cells)
         tables.append(table)
     return tables

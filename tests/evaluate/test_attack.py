@@ -15,7 +15,7 @@ from robustcollapse.config import ConfigError, load_suite
 from robustcollapse.data import load_dataset, to_float
 from robustcollapse.evaluate.attack import AttackParams, eps_label, parse_eps
 from robustcollapse.evaluate.base import Context
-from robustcollapse.train import train_model
+from robustcollapse.training.loop import train_model
 from tests.test_config import GOOD, write
 
 

@@ -13,8 +13,8 @@ from torch import nn
 from robustcollapse import registry
 from robustcollapse.cli import main
 from robustcollapse.data import hold_out, load_dataset
-from robustcollapse.evaluate.base import Pass
 from robustcollapse.metrics.ood import ood_report
+from robustcollapse.models.forward import Pass
 from robustcollapse.ood import DetectorOptions, fit_shape, make_detector
 
 DETECTORS = ["msp", "maxlogit", "energy", "odin", "mahalanobis", "knn", "vim", "hypercube"]

@@ -19,7 +19,8 @@ from robustcollapse.evaluate.base import Context
 from robustcollapse.evaluate.reliability import DeepFoolParams
 from robustcollapse.metrics.reliability import aurc, class_gaussian_scores, misclassification_auroc
 from robustcollapse.models.heads import auto_latent_dim, gamma_at
-from robustcollapse.train import convergence_epoch, train_model
+from robustcollapse.training.loop import train_model
+from robustcollapse.training.tracking import convergence_epoch
 
 
 def test_gamma_schedule_values():

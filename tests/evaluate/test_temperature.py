@@ -10,7 +10,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import robustcollapse.train as train_module
+import robustcollapse.training.loop as train_module
 from robustcollapse.cli import main
 from robustcollapse.data import load_dataset
 from robustcollapse.metrics.calibration import fit_temperature

@@ -11,11 +11,11 @@ import pytest
 import torch
 from torch import nn
 
-from robustcollapse.evaluate.base import Pass
 from robustcollapse.metrics.binarity import gmm_binarity, sign_codes
 from robustcollapse.metrics.calibration import calibration_report
 from robustcollapse.metrics.collapse import collapse_report
 from robustcollapse.metrics.ood import ood_report, roc_points
+from robustcollapse.models.forward import Pass
 from robustcollapse.ood import DetectorOptions, make_detector
 from tests.metrics.test_collapse import simplex_etf
 

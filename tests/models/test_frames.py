@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
+from robustcollapse.data.hierarchy import CIFAR100_SUPERCLASSES, coarse_groups, load_hierarchy, mistake_severity
 from robustcollapse.errors import UserError
-from robustcollapse.hierarchy import CIFAR100_SUPERCLASSES, coarse_groups, load_hierarchy, mistake_severity
 from robustcollapse.metrics.collapse import sphere_report
 from robustcollapse.models import ModelSpec, build_model
 from robustcollapse.models.frames import frame_from_gram, haframe_similarity, similarity_from_heights, simplex_etf_gram

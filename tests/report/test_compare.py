@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from robustcollapse.cli import main
-from robustcollapse.report.compare import compare_documents, direction, effective_tolerances
+from robustcollapse.report.gate import compare_documents, direction, effective_tolerances
 
 BASE = {
     "schema_version": 1,
@@ -150,7 +150,7 @@ def test_unreadable_input_is_exit_2_on_one_line(tmp_path, content, message):
 
 
 def test_a_crash_inside_compare_is_exit_2_not_a_regression(tmp_path, monkeypatch):
-    import robustcollapse.report.compare as compare
+    import robustcollapse.report.gate as compare
 
     def crash(*args):
         raise TypeError("unsupported operand")

@@ -1,4 +1,7 @@
-"""Getting each suite model: load its checkpoint, or train it from its recipe and cache the checkpoint."""
+"""How a suite model is obtained without training it: its checkpoint (checked against the suite's recipe and
+data), an import path, torchvision or timm; plus what a model is shown as (`inspect`) and its weights' digest.
+
+Training a missing recipe model is the training package's job (`training.recipes.obtain_model`)."""
 
 from __future__ import annotations
 
@@ -8,23 +11,14 @@ from typing import Any
 
 import torch
 from pydantic import ValidationError
-from rich.console import Console
-from rich.markup import escape
 
 from robustcollapse.config import ConfigError, ModelEntry, Normalize, Recipe, Suite, check_recipe
-from robustcollapse.data import Dataset, coarsen, hold_out, load_dataset, to_float
+from robustcollapse.data import Dataset, coarsen, to_float
+from robustcollapse.data.hierarchy import coarse_groups
 from robustcollapse.errors import UserError
-from robustcollapse.hierarchy import coarse_groups
-from robustcollapse.models import Classifier
-from robustcollapse.models.checkpoint import (
-    load_checkpoint,
-    read_sidecar,
-    recover_checkpoint,
-    sha256_file,
-    weights_bytes,
-)
+from robustcollapse.models.checkpoint import load_checkpoint, read_sidecar, sha256_file, weights_bytes
+from robustcollapse.models.classifier import Classifier
 from robustcollapse.models.external import build_external
-from robustcollapse.train import train_to_checkpoint
 
 MODELS_DIR = Path("results/models")
 
@@ -48,12 +42,6 @@ def resolved_recipe(suite: Suite, entry: ModelEntry) -> Recipe | None:
     if calibration.temperature and "val_fraction" not in entry.train.model_fields_set:
         update["val_fraction"] = calibration.val_fraction  # the temperature's validation split, kept out of training
     return entry.train.model_copy(update=update)
-
-
-def training_data(recipe: Recipe, data_root: Path | None, download: bool, device: torch.device) -> Dataset:
-    """The recipe's data set on the device, without its held-out classes, with coarse labels if it asks."""
-    data = load_dataset(recipe.dataset, data_root, download, str(device))
-    return model_view(recipe, hold_out(data, recipe.heldout)[0])
 
 
 def recipe_groups(recipe: Recipe | None, classes: list[str]) -> list[list[int]] | None:
@@ -90,50 +78,21 @@ def _recipe_mismatch(stored: dict[str, Any], wanted: dict[str, Any], path: str =
     return None
 
 
-def obtain_model(
-    suite: Suite,
-    entry: ModelEntry,
-    data: Dataset,
-    device: torch.device,
-    console: Console,
-    data_root: Path | None = None,
-    download: bool = False,
-    retrain: bool = False,
-    instance: torch.nn.Module | None = None,
-) -> tuple[Classifier, dict[str, Any], bool]:
-    """(model in eval mode, its sidecar, whether it was trained now); `instance` is a module from the Python API."""
-    if entry.external:
-        model, meta = _external(entry, data, suite.folder, instance)
-        model = model.to(device)
-        check_fits(model, data, entry.name, entry.source)
-        return model, meta, False
-    path = checkpoint_path(suite, entry)
-    recipe = resolved_recipe(suite, entry)
-    trained = False
-    recovered = recover_checkpoint(path)
-    if recovered:
-        console.print(f"checkpoint {path}: an interrupted save was {recovered}", markup=False)
-    if path.is_file() and not retrain:
-        if recipe is not None:
-            stored = normalised_recipe(read_sidecar(path).get("recipe") or {})
-            diff = _recipe_mismatch(stored, recipe.model_dump(mode="json"))
-            if diff:
-                raise UserError(
-                    f"{path}: model {entry.name!r} was trained with another recipe ({diff}); "
-                    "delete the checkpoint, point `checkpoint:` elsewhere, or run `robustcollapse train SUITE --force`"
-                )
-        model, meta = load_checkpoint(path, device)
-        check_trained_on(meta, model_view(recipe, data), entry, path)
-    elif recipe is not None:
-        console.print(f"[bold]training[/] {escape(entry.name)} → {escape(str(path))}")
-        same = recipe.dataset == data.name and recipe.heldout == suite.heldout
-        train_data = model_view(recipe, data) if same else training_data(recipe, data_root, download, device)
-        model, meta = train_to_checkpoint(recipe, train_data, path, device, console)
-        trained = True
-    else:
-        raise UserError(f"model {entry.name!r}: checkpoint {path} not found and no `train:` recipe to make it")
-    check_fits(model, model_view(recipe, data), entry.name, str(path))
-    return model, meta, trained
+def load_suite_checkpoint(
+    path: Path, entry: ModelEntry, recipe: Recipe | None, data: Dataset, device: torch.device
+) -> tuple[Classifier, dict[str, Any]]:
+    """A suite model's existing checkpoint, refused when it was trained with another recipe or on other data."""
+    if recipe is not None:
+        stored = normalised_recipe(read_sidecar(path).get("recipe") or {})
+        diff = _recipe_mismatch(stored, recipe.model_dump(mode="json"))
+        if diff:
+            raise UserError(
+                f"{path}: model {entry.name!r} was trained with another recipe ({diff}); "
+                "delete the checkpoint, point `checkpoint:` elsewhere, or run `robustcollapse train SUITE --force`"
+            )
+    model, meta = load_checkpoint(path, device)
+    check_trained_on(meta, model_view(recipe, data), entry, path)
+    return model, meta
 
 
 def _describe_data(name: Any, classes: list[str], shape: tuple[int, ...]) -> str:
@@ -183,9 +142,11 @@ def state_digest(module: torch.nn.Module) -> str:
     return hashlib.sha256(weights_bytes(module)).hexdigest()
 
 
-def _external(
+def external_model(
     entry: ModelEntry, data: Dataset, folder: Path | None, instance: torch.nn.Module | None = None
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """An import-path / torchvision / timm model wrapped for the suite (normalisation, features), and its sidecar-like
+    description; `instance` is a module handed over from the Python API."""
     channels = data.image_shape[0]
     if entry.normalize is None:
         entry = entry.model_copy(update={"normalize": Normalize(mean=[0.0] * channels, std=[1.0] * channels)})
@@ -227,16 +188,3 @@ def describe_model(model: torch.nn.Module, data: Dataset) -> dict[str, Any]:
         "normalisation": f"mean {[round(float(v), 4) for v in model.mean.flatten()]}, "
         f"std {[round(float(v), 4) for v in model.std.flatten()]}",
     }
-
-
-def inspect_suite(suite: Suite, data: Dataset, device: torch.device, console: Console) -> dict[str, dict[str, Any]]:
-    """describe_model for every model of a suite that exists (nothing is trained)."""
-    found: dict[str, dict[str, Any]] = {}
-    for entry in suite.models:
-        path = checkpoint_path(suite, entry)
-        if path is not None and not path.is_file():
-            found[entry.name] = {"status": f"not trained yet ({path}); `robustcollapse train` makes it"}
-            continue
-        model, _, _ = obtain_model(suite, entry, data, device, console)
-        found[entry.name] = {"status": "ok", **describe_model(model, data)}
-    return found

@@ -14,11 +14,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from robustcollapse.config import Recipe
 from robustcollapse.data import Dataset, Split, to_float, validation_split
 from robustcollapse.errors import UserError
-from robustcollapse.metrics.binarity import sign_codes, two_means_separation
 from robustcollapse.metrics.calibration import fit_temperature
-from robustcollapse.metrics.collapse import collapse_report, weight_on_latent
 from robustcollapse.models import Classifier, ModelSpec, build_model
 from robustcollapse.models.checkpoint import save_checkpoint
+from robustcollapse.training.tracking import TRACK_SAMPLES, accuracy, convergence_epoch, epoch_collapse
 
 
 def augment(x: torch.Tensor, crop: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
@@ -65,35 +64,45 @@ def _optimizer(recipe: Recipe, model: Classifier) -> torch.optim.Optimizer:
     return cls(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
 
 
-@torch.inference_mode()
-def accuracy(model: Classifier, split: Split, batch_size: int = 1024) -> float:
-    """Top-1 accuracy of `model` on a split (eval mode)."""
-    was_training = model.training
-    model.eval()
-    hits = 0
-    for i in range(0, len(split), batch_size):
-        logits = model(to_float(split.x[i : i + batch_size]))
-        hits += int((logits.argmax(1) == split.y[i : i + batch_size]).sum())
-    model.train(was_training)
-    return hits / max(len(split), 1)
+def _progress(console: Console | None) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("epochs"),
+        TextColumn("loss {task.fields[loss]:.4f}  train acc {task.fields[acc]:.3f}  test acc {task.fields[test]:.3f}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
 
 
-TRACK_SAMPLES = 1000
-
-
-@torch.inference_mode()
-def epoch_collapse(model: Classifier, subset: Split, num_classes: int) -> dict[str, float]:
-    """Collapse figures of the current model on a fixed training subset, cheap enough to log every epoch:
-    NC1, distance of the class means (and classifier rows) from the simplex ETF, NC3, sign-code agreement and the
-    2-means binarity of z."""
-    model.eval()
-    z, logits = model.forward_all(to_float(subset.x))
-    weight = weight_on_latent(model.classifier_layer(), z.shape[1])
-    rep = collapse_report(z.float(), subset.y, logits.float(), weight, num_classes)
-    row = {f"nc/{k}": rep[k] for k in ("nc1", "etf_means", "etf_w", "nc3") if k in rep}
-    row["bin/same_code"] = sign_codes(z.float(), subset.y, num_classes)["same_code"]
-    row["bin/two_means_sep"] = two_means_separation(z.float())
-    return row
+def _epoch(
+    model: Classifier, opt: torch.optim.Optimizer, recipe: Recipe, train: Split, generator: torch.Generator, where: str
+) -> tuple[float, float]:
+    """One pass over a seeded permutation of `train`: (mean loss, training accuracy); `where` starts the error of a
+    diverged loss."""
+    n, device = len(train), train.x.device
+    steps = n // recipe.batch_size if n % recipe.batch_size == 1 else math.ceil(n / recipe.batch_size)
+    order = torch.randperm(n, generator=generator).to(device)
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    hit_sum = torch.zeros((), device=device, dtype=torch.long)
+    seen = 0
+    for s in range(steps):
+        idx = order[s * recipe.batch_size : (s + 1) * recipe.batch_size]
+        xb = augment(to_float(train.x[idx]), recipe.augment.crop, recipe.augment.flip, generator)
+        yb = train.y[idx]
+        z, logits = model.forward_all(xb)
+        loss = model.loss(logits, z, yb)
+        if not torch.isfinite(loss):
+            raise UserError(f"{where} (loss {float(loss)}); lower lr")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_sum += loss.detach().double() * len(idx)
+        hit_sum += (logits.detach().argmax(1) == yb).sum()
+        seen += len(idx)
+    return float(loss_sum) / seen, float(hit_sum) / seen
 
 
 def train_model(
@@ -107,50 +116,24 @@ def train_model(
     opt = _optimizer(recipe, model)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, recipe.epochs) if recipe.schedule == "cosine" else None
     train = data.train if train is None else train
-    n = len(train)
-    tracked = train.head(min(TRACK_SAMPLES, n))  # the fixed subset whose collapse is logged every epoch
-    steps = n // recipe.batch_size if n % recipe.batch_size == 1 else math.ceil(n / recipe.batch_size)
+    tracked = train.head(min(TRACK_SAMPLES, len(train)))  # the fixed subset whose collapse is logged every epoch
     history: list[dict[str, float]] = []
     label = f"{recipe.backbone.name}+{recipe.head.name}"
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("epochs"),
-        TextColumn("loss {task.fields[loss]:.4f}  train acc {task.fields[acc]:.3f}  test acc {task.fields[test]:.3f}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as progress:
+    with _progress(console) as progress:
         task = progress.add_task(label, total=recipe.epochs, loss=float("nan"), acc=0.0, test=0.0)
         for epoch in range(1, recipe.epochs + 1):
             model.train()
             model.head.set_epoch(epoch - 1)
             start = time.perf_counter()
-            order = torch.randperm(n, generator=generator).to(device)
-            loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-            hit_sum = torch.zeros((), device=device, dtype=torch.long)
-            seen = 0
-            for s in range(steps):
-                idx = order[s * recipe.batch_size : (s + 1) * recipe.batch_size]
-                xb = augment(to_float(train.x[idx]), recipe.augment.crop, recipe.augment.flip, generator)
-                yb = train.y[idx]
-                z, logits = model.forward_all(xb)
-                loss = model.loss(logits, z, yb)
-                if not torch.isfinite(loss):
-                    raise UserError(f"{label}: training diverged at epoch {epoch} (loss {float(loss)}); lower lr")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                loss_sum += loss.detach().double() * len(idx)
-                hit_sum += (logits.detach().argmax(1) == yb).sum()
-                seen += len(idx)
+            loss, train_acc = _epoch(
+                model, opt, recipe, train, generator, f"{label}: training diverged at epoch {epoch}"
+            )
             if sched is not None:
                 sched.step()
             row = {
                 "epoch": epoch,
-                "loss": float(loss_sum) / seen,
-                "train_acc": float(hit_sum) / seen,
+                "loss": loss,
+                "train_acc": train_acc,
                 "test_acc": accuracy(model, data.test),
                 "seconds": time.perf_counter() - start,
                 **model.head.history_fields(),
@@ -159,11 +142,6 @@ def train_model(
             history.append(row)
             progress.update(task, advance=1, loss=row["loss"], acc=row["train_acc"], test=row["test_acc"])
     return model.eval(), history
-
-
-def convergence_epoch(history: list[dict[str, float]], threshold: float = 0.999) -> int | None:
-    """First epoch whose training accuracy exceeds `threshold` (the binary-encoding paper's measure)."""
-    return next((int(row["epoch"]) for row in history if row["train_acc"] > threshold), None)
 
 
 def train_to_checkpoint(

@@ -1,10 +1,9 @@
 """Compare two result documents under direction-aware tolerances: the regression gate.
 
-A key regresses when it moves in its bad direction by more than its tolerance. Direction comes from the
-metric's name (accuracies, AUROC, AUPR, peak separation: higher is better; errors, calibration errors, NC
-metrics, FPR@95, AURC, honesty flags: lower is better); other keys are reported, never judged. Tolerances:
-the defaults below, overridden by `regression: {tolerances: {"adv/*": 0.02}}` in the suite or by a YAML file
-(glob patterns; the longest matching pattern wins).
+A key regresses when it moves in its bad direction by more than its tolerance. Direction and the default
+tolerance come from the key's MetricSpec (declared where the metric is produced, `robustcollapse.metrics.spec`);
+a key without a direction is reported, never judged. The suite's `regression: {tolerances: {"adv/*": 0.02}}` and a
+--tolerances YAML file override the defaults (glob patterns; the longest matching pattern wins).
 
 The gate also fails when a metric that was a finite number became null/NaN/inf (`broken`), when a model, test or
 metric vanished (`missing`), and when either document did not complete or has another schema version.
@@ -13,72 +12,44 @@ metric vanished (`missing`), and when either document did not complete or has an
 from __future__ import annotations
 
 import fnmatch
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from robustcollapse.errors import UserError
-from robustcollapse.report.document import SCHEMA_VERSION
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
-HIGHER = (
-    "acc",
-    "auroc",
-    "aupr_in",
-    "aupr_out",
-    "peak_sep",
-    "same_code",
-    "rel_norm",
-    "rel_norm_median",
-    "success",
-    "top1",
-    "ovr_margin_min",
-    "ovr_margin_mean",
-    "min_angle",
-)
-LOWER = (
-    "nll",
-    "brier",
-    "ece",
-    "aece",
-    "mce",
-    "cwece",
-    "nc1",
-    "within_between",
-    "nc3",
-    "nc4",
-    "equinorm",
-    "equiangular",
-    "maxangle",
-    "etf_means",
-    "etf_w",
-    "w_equinorm",
-    "fpr95",
-    "aurc",
-    "error",
-    "rel_drop",
-    "mistake_severity",
-)
-DEFAULT_TOLERANCES = {"*": 0.02, "adv/flags/*": 0.0, "*/nc1": 0.05, "*/within_between": 0.05, "*/min_angle": 1.0}
+from robustcollapse.config import load_tolerances
+from robustcollapse.errors import UserError
+from robustcollapse.metrics.spec import DEFAULT_TOLERANCE, spec_for
+from robustcollapse.report.document import SCHEMA_VERSION, load_document, number
 
 
 def direction(key: str) -> int:
-    """+1 if higher is better, -1 if lower is better, 0 if the key is not judged."""
-    if key.startswith("adv/flags/"):
-        return -1
-    leaf = key.rsplit("/", 1)[-1]
-    if leaf in HIGHER or leaf.endswith("_acc"):
-        return 1
-    return -1 if leaf in LOWER or leaf.startswith("dist@") else 0
+    """+1 if higher is better, -1 if lower is better, 0 if the key is not judged (its MetricSpec says)."""
+    spec = spec_for(key)
+    return 0 if spec is None else spec.direction
 
 
 def tolerance(key: str, tolerances: dict[str, float]) -> float:
+    """The longest of the user's patterns matching `key`, else the key's MetricSpec default, else DEFAULT_TOLERANCE."""
     matches = [p for p in tolerances if fnmatch.fnmatchcase(key, p)]
-    return tolerances[max(matches, key=len)] if matches else 0.0
+    if matches:
+        return tolerances[max(matches, key=len)]
+    spec = spec_for(key)
+    return DEFAULT_TOLERANCE if spec is None else spec.tolerance
 
 
 FAILING = ("regressed", "broken", "missing")  # verdicts that fail the gate
+VERDICTS = (*FAILING, "improved", "within", "changed", "new")
+VERDICT_STYLE = dict.fromkeys(FAILING, "bold red") | {
+    "improved": "green",
+    "within": "dim",
+    "changed": "dim",
+    "new": "cyan",
+}
 
 
 @dataclass
@@ -89,44 +60,6 @@ class Row:
     new: float | None
     tolerance: float
     verdict: str  # regressed | broken | missing | improved | within | changed | new
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def load_document(path: Path, check_schema: bool = True) -> dict[str, Any]:
-    """Read a result document; anything that is not one is a one-line UserError (exit 2).
-
-    With `check_schema=False` a document of another schema version is returned as is (the gate reports it as a
-    failure rather than as unreadable input)."""
-    path = Path(path)
-    if path.is_dir():
-        raise UserError(f"{path}: is a folder, not a result document")
-    try:
-        doc = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise UserError(f"{path}: result document not found") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: unreadable: not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    except OSError as exc:
-        raise UserError(f"{path}: unreadable: {exc.strerror or exc}") from None
-    if not isinstance(doc, dict):
-        raise UserError(f"{path}: unreadable: a result document is a JSON object, this is a {type(doc).__name__}")
-    if check_schema and doc.get("schema_version") != SCHEMA_VERSION:
-        raise UserError(f"{path}: schema_version {doc.get('schema_version')!r}; this version reads {SCHEMA_VERSION}")
-    metrics = doc.get("metrics")
-    if not isinstance(metrics, dict) or not all(isinstance(m, dict) for m in metrics.values()):
-        raise UserError(f"{path}: unreadable: field 'metrics' must map each model to its metrics")
-    for model, values in metrics.items():
-        for key, value in values.items():
-            if value is not None and not _number(value):
-                raise UserError(
-                    f"{path}: unreadable: metrics.{model}.{key} is {type(value).__name__}; allowed: a number or null"
-                )
-    return doc
 
 
 def document_problems(base: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -149,13 +82,13 @@ def document_problems(base: dict[str, Any], new: dict[str, Any]) -> list[str]:
 def _same(a: Any, b: Any) -> bool:
     """Equal, or numbers equal up to float round-off (1e-6 relative): thread counts and BLAS builds move the last
     digits of a metric without anything having changed."""
-    if _number(a) and _number(b):
+    if number(a) and number(b):
         return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)
     return a == b
 
 
 def _finite(value: Any) -> bool:
-    return _number(value) and math.isfinite(value)
+    return number(value) and math.isfinite(value)
 
 
 def _verdict(key: str, a: Any, b: Any, tol: float) -> str:
@@ -199,8 +132,44 @@ def compare_documents(base: dict[str, Any], new: dict[str, Any], tolerances: dic
 
 
 def effective_tolerances(new: dict[str, Any], override: dict[str, float] | None) -> dict[str, float]:
-    """Defaults, then the suite's `regression.tolerances`, then a --tolerances file."""
-    merged = dict(DEFAULT_TOLERANCES)
+    """The user's tolerances: the suite's `regression.tolerances`, then a --tolerances file (which wins); a key no
+    pattern matches falls back to its MetricSpec's default."""
+    merged: dict[str, float] = {}
     merged.update((new.get("suite", {}).get("regression") or {}).get("tolerances", {}))
     merged.update(override or {})
     return merged
+
+
+def gate(base: Path, new: Path, tolerances_file: Path | None, console: Console) -> list[str]:
+    """`robustcollapse compare`: print every row that moved and the verdict counts; return the reasons the gate
+    fails (one line per kind of failure, naming the first few keys), empty when it passes. Unreadable input and a
+    crash of the comparison are UserErrors (exit 2), never a regression."""
+    old_doc, new_doc = load_document(base, check_schema=False), load_document(new, check_schema=False)
+    override = load_tolerances(tolerances_file) if tolerances_file else None
+    try:
+        rows = compare_documents(old_doc, new_doc, effective_tolerances(new_doc, override))
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        raise UserError(f"{new}: cannot be compared with {base} ({type(exc).__name__}: {exc})") from None
+    if rows:
+        console.print(comparison_table(rows, f"compare {base} → {new}"))
+    console.print(", ".join(f"{sum(r.verdict == v for r in rows)} {v}" for v in VERDICTS))
+    failures = document_problems(old_doc, new_doc)
+    for verdict in FAILING:
+        names = [f"{r.model}:{r.key}" for r in rows if r.verdict == verdict]
+        if names:
+            more = f" … ({len(names)} in all)" if len(names) > 5 else ""
+            failures.append(f"{verdict}: " + ", ".join(names[:5]) + more)
+    return failures
+
+
+def comparison_table(rows: list[Row], title: str) -> Table:
+    """The rows of a comparison as a rich table, failing verdicts in red."""
+    table = Table(title=escape(title), title_justify="left")
+    for col in ("model", "key", "old", "new", "delta", "tolerance", "verdict"):
+        table.add_column(col, justify="right" if col in ("old", "new", "delta", "tolerance") else "left")
+    for r in rows:
+        delta = r.new - r.old if r.old is not None and r.new is not None else None
+        cells = [f"{v:.4g}" if v is not None else "—" for v in (r.old, r.new, delta)]
+        verdict = f"[{VERDICT_STYLE[r.verdict]}]{r.verdict}[/]"
+        table.add_row(escape(r.model), escape(r.key), *cells, f"{r.tolerance:g}", verdict)
+    return table

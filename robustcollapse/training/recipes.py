@@ -1,0 +1,157 @@
+"""Suite models from their recipes: train what is missing (and cache the checkpoint), load what exists; what
+`robustcollapse train` and `inspect` do, as plain functions a notebook can call too."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from rich.markup import escape
+
+from robustcollapse.config import (
+    ConfigError,
+    ModelEntry,
+    Recipe,
+    Suite,
+    check_recipe,
+    load_recipe,
+    load_suite,
+    load_yaml,
+    validate,
+)
+from robustcollapse.data import Dataset, hold_out, load_dataset
+from robustcollapse.errors import UserError
+from robustcollapse.models import Classifier
+from robustcollapse.models.checkpoint import recover_checkpoint
+from robustcollapse.models.zoo import (
+    check_fits,
+    checkpoint_path,
+    describe_model,
+    external_model,
+    load_suite_checkpoint,
+    model_view,
+    resolved_recipe,
+)
+from robustcollapse.training.loop import train_to_checkpoint
+
+
+def training_data(recipe: Recipe, data_root: Path | None, download: bool, device: torch.device) -> Dataset:
+    """The recipe's data set on the device, without its held-out classes, with coarse labels if it asks."""
+    data = load_dataset(recipe.dataset, data_root, download, str(device))
+    return model_view(recipe, hold_out(data, recipe.heldout)[0])
+
+
+def obtain_model(
+    suite: Suite,
+    entry: ModelEntry,
+    data: Dataset,
+    device: torch.device,
+    console: Console,
+    data_root: Path | None = None,
+    download: bool = False,
+    retrain: bool = False,
+    instance: torch.nn.Module | None = None,
+) -> tuple[Classifier, dict[str, Any], bool]:
+    """(model in eval mode, its sidecar, whether it was trained now); `instance` is a module from the Python API."""
+    if entry.external:
+        model, meta = external_model(entry, data, suite.folder, instance)
+        model = model.to(device)
+        check_fits(model, data, entry.name, entry.source)
+        return model, meta, False
+    path = checkpoint_path(suite, entry)
+    recipe = resolved_recipe(suite, entry)
+    trained = False
+    recovered = recover_checkpoint(path)
+    if recovered:
+        console.print(f"checkpoint {path}: an interrupted save was {recovered}", markup=False)
+    if path.is_file() and not retrain:
+        model, meta = load_suite_checkpoint(path, entry, recipe, data, device)
+    elif recipe is not None:
+        console.print(f"[bold]training[/] {escape(entry.name)} → {escape(str(path))}")
+        same = recipe.dataset == data.name and recipe.heldout == suite.heldout
+        train_data = model_view(recipe, data) if same else training_data(recipe, data_root, download, device)
+        model, meta = train_to_checkpoint(recipe, train_data, path, device, console)
+        trained = True
+    else:
+        raise UserError(f"model {entry.name!r}: checkpoint {path} not found and no `train:` recipe to make it")
+    check_fits(model, model_view(recipe, data), entry.name, str(path))
+    return model, meta, trained
+
+
+def inspect_suite(suite: Suite, data: Dataset, device: torch.device, console: Console) -> dict[str, dict[str, Any]]:
+    """describe_model for every model of a suite that exists (nothing is trained)."""
+    found: dict[str, dict[str, Any]] = {}
+    for entry in suite.models:
+        path = checkpoint_path(suite, entry)
+        if path is not None and not path.is_file():
+            found[entry.name] = {"status": f"not trained yet ({path}); `robustcollapse train` makes it"}
+            continue
+        model, _, _ = obtain_model(suite, entry, data, device, console)
+        found[entry.name] = {"status": "ok", **describe_model(model, data)}
+    return found
+
+
+def train_from_file(
+    path: Path, force: bool, device: torch.device, data_root: Path | None, download: bool, console: Console
+) -> list[Path]:
+    """Train every `train:` model of a suite file (skipping existing checkpoints unless `force`), or one recipe."""
+    data, _ = load_yaml(Path(path))
+    if "models" not in data:
+        recipe = load_recipe(path)
+        return [_train_recipe(recipe, None, device, data_root, download, console)]
+    suite = load_suite(path)
+    dataset = hold_out(load_dataset(suite.dataset, data_root, download, str(device)), suite.heldout)[0]
+    written = []
+    for entry in suite.models:
+        if entry.train is None:
+            continue
+        ckpt = checkpoint_path(suite, entry)
+        if ckpt.is_file() and not force:
+            console.print(f"[dim]✓ {escape(entry.name)}: {escape(str(ckpt))} exists (use --force to retrain)[/]")
+        obtain_model(suite, entry, dataset, device, console, data_root, download, retrain=force)
+        written.append(ckpt)
+    console.print("checkpoints: " + ", ".join(str(p) for p in written), markup=False)
+    return written
+
+
+def _train_recipe(
+    recipe: Recipe, out: Path | None, device: torch.device, data_root: Path | None, download: bool, console: Console
+) -> Path:
+    assert recipe.dataset is not None
+    out = out or Path("results/models") / (
+        f"{recipe.dataset}-{recipe.backbone.name}-{recipe.head.name}-s{recipe.seed}.safetensors"
+    )
+    train_to_checkpoint(recipe, training_data(recipe, data_root, download, device), out, device, console)
+    console.print(f"checkpoint: [bold]{escape(str(out))}[/]")
+    return out
+
+
+def train_from_flags(
+    dataset: str | None,
+    backbone: str | None,
+    head: str | None,
+    epochs: int | None,
+    seed: int | None,
+    out: Path | None,
+    device: torch.device,
+    data_root: Path | None,
+    download: bool,
+    console: Console,
+) -> Path:
+    """Train one model described by command-line flags."""
+    missing = [flag for flag, v in (("--dataset", dataset), ("--backbone", backbone), ("--head", head)) if not v]
+    if missing:
+        raise UserError(f"training from flags needs {', '.join(missing)} too (see `robustcollapse list`)")
+    fields = {"dataset": dataset, "backbone": backbone, "head": head}
+    if epochs is not None:
+        fields["epochs"] = epochs
+    if seed is not None:
+        fields["seed"] = seed
+    recipe = validate(Recipe, fields, Path("<flags>"), {})
+    try:
+        check_recipe(recipe, Path("<flags>"), {}, ())
+    except ConfigError as exc:
+        raise UserError(str(exc).replace("<flags>:1 ", "--")) from None
+    return _train_recipe(recipe, out, device, data_root, download, console)
