@@ -524,8 +524,8 @@ def list_(family: str | None) -> None:
 
     from robustcollapse.config import argument_summary
 
-    families = registry.families()
-    known = [*families, "corruption"]
+    # corruptions last, as a table of their parameter values (they take no arguments to summarise)
+    known = [*(f for f in registry.families() if f != "corruption"), "corruption"]
     if family is not None and family.rstrip("s") not in known:
         message = f"unknown family {family!r}; known: {', '.join(known)}"
         err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)

@@ -62,6 +62,7 @@ def describe(family: str, name: str) -> str:
 def _load_plugins() -> None:
     """Import the modules whose import registers the built-in plug-ins."""
     import robustcollapse.attacks  # noqa: F401
+    import robustcollapse.corruptions  # noqa: F401
     import robustcollapse.data  # noqa: F401
     import robustcollapse.evaluate  # noqa: F401
     import robustcollapse.models  # noqa: F401
