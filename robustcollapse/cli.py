@@ -466,7 +466,7 @@ def _export(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from robustcollapse.corruptions import parameter_set
-    from robustcollapse.data.corrupted import export_corrupted
+    from robustcollapse.corruptions.export import export_corrupted
     from robustcollapse.devices import resolve_device
 
     if source.endswith(".npy"):

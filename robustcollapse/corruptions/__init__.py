@@ -13,6 +13,7 @@ What lives where:
 - `rng.py`: the counter-based random numbers (`Rng`);
 - `filters.py`: the image filters and resampling several corruptions share; `edges.py`: OpenCV's Canny, distance
   transform and histogram equalisation for spatter;
+- `export.py`: `export_corrupted`, writing the CIFAR-10-C layout that `robustcollapse.data.corrupted` reads;
 - the frost photographs are package data in robustcollapse/frost/.
 
 Importing this package imports the five family modules, which declares every corruption and registers it in the
