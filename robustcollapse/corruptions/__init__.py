@@ -19,12 +19,13 @@ What lives where:
 Importing this package imports the five family modules, which declares every corruption and registers it in the
 project registry as `corruption/<name>`.
 
-A new corruption needs one file plus its test:
+A new corruption needs one file plus its tests:
 1. in the module of its family (a new family also needs its name in `table.FAMILIES` and its module imported
    here), an operation `fn(x, value, rng) -> x` decorated with `@declare(name, family, cifar=(5 values),
    imagenet=(5 values))`, with `colour=True` if it acts on RGB only and `rounds=True` if the original's result
    is already rounded to uint8; its place in the benchmark order is its place in that module;
-2. its test in tests/test_corruptions.py, and its name in the pinned order there.
+2. its tests: its name and values in the pinned order and parameters of tests/test_corruption_table.py, and
+   what it does in tests/test_corruptions.py.
 """
 
 from robustcollapse.corruptions import blur, digital, extra, noise, weather  # noqa: F401  (declares them)
