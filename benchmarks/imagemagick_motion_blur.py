@@ -22,7 +22,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from robustcollapse.corruptions import CORRUPTIONS, _truncate, motion_blur_batch  # noqa: E402
+from robustcollapse.corruptions import CORRUPTIONS  # noqa: E402
+from robustcollapse.corruptions.filters import _truncate, motion_blur_batch  # noqa: E402
 from tests.test_cifar_c_conformance import natural_photos  # noqa: E402
 
 

@@ -426,7 +426,7 @@ def _export(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from robustcollapse.corruptions import parameter_set
-    from robustcollapse.data.corrupted import export_corrupted
+    from robustcollapse.corruptions.export import export_corrupted
     from robustcollapse.devices import resolve_device
 
     if source.endswith(".npy"):
@@ -485,8 +485,8 @@ def list_(family: str | None) -> None:
     import robustcollapse.evaluate  # noqa: F401  (registers every plug-in)
     from robustcollapse.config import argument_summary
 
-    families = registry.families()
-    known = [*families, "corruption"]
+    # corruptions last, as a table of their parameter values (they take no arguments to summarise)
+    known = [*(f for f in registry.families() if f != "corruption"), "corruption"]
     if family is not None and family.rstrip("s") not in known:
         message = f"unknown family {family!r}; known: {', '.join(known)}"
         err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)

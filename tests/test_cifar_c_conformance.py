@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 import torch
 
-from robustcollapse import corruptions as C
-from robustcollapse.corruptions import corrupt
+from robustcollapse.corruptions import CORRUPTIONS, corrupt
+from robustcollapse.corruptions.blur import glass_sources
+from robustcollapse.corruptions.edges import canny, distance_to_edges, equalize_hist
+from robustcollapse.corruptions.filters import TRUNCATE_SLACK, warp_affine
 from tests.cifar_c_reference import FUNCTIONS, glass_shuffle, reference_corrupt
 
 cv2 = pytest.importorskip("cv2")
@@ -128,8 +130,8 @@ def test_generated_images_are_whole_grey_levels_truncated_like_np_uint8(photos):
         raw = corrupt(x, name, 3, quantize=False)
         q = corrupt(x, name, 3)
         assert torch.equal(q * 255, torch.round(q * 255)), name
-        if not C.CORRUPTIONS[name].rounds:
-            assert torch.equal(q, torch.floor(raw * 255 + C.TRUNCATE_SLACK) / 255), name
+        if not CORRUPTIONS[name].rounds:
+            assert torch.equal(q, torch.floor(raw * 255 + TRUNCATE_SLACK) / 255), name
 
 
 @pytest.mark.parametrize("delta, iterations", [(1, 1), (1, 2), (2, 1), (3, 2)])
@@ -142,7 +144,7 @@ def test_glass_shuffle_is_the_originals_copy_chain(delta, iterations):
     draws = gen.randint(-delta, delta, size=(3, iterations, count, 2))
     flat = torch.arange(h * w).expand(3, h * w)
     for sweep in range(iterations):
-        flat = torch.gather(flat, 1, C.glass_sources(torch.from_numpy(draws[:, sweep]), h, w, delta))
+        flat = torch.gather(flat, 1, glass_sources(torch.from_numpy(draws[:, sweep]), h, w, delta))
     for i in range(3):
         stream = iter(draws[i].reshape(-1, 2))
         ids = np.arange(h * w).reshape(h, w, 1).repeat(3, axis=2)
@@ -168,8 +170,8 @@ def liquid_layers(n: int, seed: int) -> np.ndarray:
 def test_canny_and_distance_transform_equal_opencv():
     layers = np.concatenate([liquid_layers(60, 0), np.random.RandomState(1).randint(0, 256, (6, 32, 32), np.uint8)])
     x = torch.from_numpy(layers).float()[:, None]
-    edges = C.canny(x, 50, 150)
-    dist = C.distance_to_edges(edges, 20)
+    edges = canny(x, 50, 150)
+    dist = distance_to_edges(edges, 20)
     for i, layer in enumerate(layers):
         ref_edges = cv2.Canny(layer, 50, 150)
         assert np.array_equal(edges[i, 0].numpy() * 255, ref_edges), i
@@ -181,7 +183,7 @@ def test_equalize_hist_equals_opencv_including_a_constant_image():
     gen = np.random.RandomState(2)
     images = [gen.randint(0, 21, (32, 32)).astype(np.uint8), np.full((32, 32), 20, np.uint8)]
     for img in images:
-        ours_eq = C.equalize_hist(torch.from_numpy(img).float()[None, None])[0, 0].numpy()
+        ours_eq = equalize_hist(torch.from_numpy(img).float()[None, None])[0, 0].numpy()
         assert np.array_equal(ours_eq, cv2.equalizeHist(img))
 
 
@@ -200,7 +202,7 @@ def test_elastic_affine_step_equals_cv2_warp_affine_with_its_border(photos):
     src = np.float32([[26, 26], [26, 6], [6, 6]])
     x = torch.from_numpy(photos[:16]).permute(0, 3, 1, 2).float() / 255
     dst = src + gen.uniform(-2.56, 2.56, size=(16, 3, 2)).astype(np.float32)
-    warped = C.warp_affine(x, torch.from_numpy(src).expand(16, 3, 2), torch.from_numpy(dst))
+    warped = warp_affine(x, torch.from_numpy(src).expand(16, 3, 2), torch.from_numpy(dst))
     for i in range(16):
         image = photos[i].astype(np.float32) / 255
         ref = cv2.warpAffine(image, cv2.getAffineTransform(src, dst[i]), (32, 32), borderMode=cv2.BORDER_REFLECT_101)

@@ -1,9 +1,13 @@
 """`robustcollapse corrupt --export` writes the CIFAR-10-C layout, `source: npy` reads it back to the same numbers
-as `source: generate`, and `robustcollapse list corruptions` shows the table."""
+as `source: generate`, and `robustcollapse list corruptions` shows the table. The corruptions write, the data layer
+reads: neither imports the layers above it."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +15,7 @@ import torch
 import yaml
 from click.testing import CliRunner
 
+import robustcollapse
 from robustcollapse.cli import main
 from robustcollapse.corruptions import CORRUPTIONS, FAMILIES, corrupt
 
@@ -103,3 +108,26 @@ def test_list_shows_the_corruptions_with_family_and_both_parameter_sets():
     assert rows["shot_noise"].split("│")[5].strip() == "60; 25; 12; 5; 3"
     everything = CliRunner().invoke(main, ["list"], env={"COLUMNS": "400"})
     assert "corruptions (" in everything.output and "backbones" in everything.output
+
+
+def modules_loaded_by(module: str) -> set[str]:
+    """The robustcollapse modules a fresh interpreter has loaded after importing `module` (this checkout's code)."""
+    root = str(Path(robustcollapse.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    code = f"import sys, {module}; print(' '.join(m for m in sys.modules if m.startswith('robustcollapse')))"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return set(result.stdout.split())
+
+
+def test_reading_corrupted_files_does_not_import_the_corruptions():
+    loaded = modules_loaded_by("robustcollapse.data.corrupted")
+    assert "robustcollapse.data.corrupted" in loaded
+    assert not {m for m in loaded if m.startswith("robustcollapse.corruptions")}
+
+
+def test_the_corruptions_import_no_layer_above_them():
+    loaded = modules_loaded_by("robustcollapse.corruptions.export")
+    assert "robustcollapse.corruptions.noise" in loaded  # the package imports its family modules
+    above = {"evaluate", "report", "cli", "api", "attacks", "ood", "train", "training_cli"}
+    assert not {m.split(".")[1] for m in loaded if "." in m} & above
