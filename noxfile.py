@@ -1,4 +1,4 @@
-"""nox sessions: `tests` (the README's test command), `lint` (ruff), `regression` (the results gate),
+"""nox sessions: `tests` (the README's test command), `lint` (ruff and import-linter), `regression` (the results gate),
 `update_baseline` (rewrite the committed baseline after an intended change) and `mutants` (mutation testing)."""
 
 import shutil
@@ -22,10 +22,12 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff check + format check."""
-    session.install("ruff>=0.6")
+    """ruff check + format check, and the import layers and acyclicity of pyproject's [tool.importlinter]."""
+    session.install("ruff>=0.6", "import-linter>=2.1")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    session.env["PYTHONPATH"] = str(ROOT)  # import-linter reads the source tree; the package need not be installed
+    session.run("lint-imports")
 
 
 def _fresh_smoke_run(session: nox.Session) -> Path:

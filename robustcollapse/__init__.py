@@ -4,7 +4,9 @@
 
 from typing import Any
 
-__version__ = "0.1.0"
+from robustcollapse.version import __version__
+
+__all__ = ["__version__"]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,6 +1,7 @@
 """The suite runner and one module per test kind (each registers itself in the `test` family).
 
-The package itself is callable: `robustcollapse.evaluate(model, tests, data=...)` is `robustcollapse.api.evaluate`,
+The package itself is callable: `robustcollapse.evaluate(model, tests, data=...)` is
+`robustcollapse.evaluate.api.evaluate`,
 the suite from Python."""
 
 import sys
@@ -21,7 +22,7 @@ from robustcollapse.evaluate import (  # noqa: F401  (registers the test kinds)
 
 class _CallablePackage(types.ModuleType):
     def __call__(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        from robustcollapse.api import evaluate
+        from robustcollapse.evaluate.api import evaluate
 
         return evaluate(*args, **kwargs)
 

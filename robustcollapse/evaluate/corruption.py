@@ -128,62 +128,80 @@ class Corruption(TestKind):
     def run(ctx: Context, params: CorruptionParams) -> TestResult:
         names = resolve(params.corruptions)
         n = min(params.n_examples, len(ctx.test_split))
-        metrics: dict[str, float] = {}
         details: dict[str, Any] = {"source": params.source, "seed": ctx.seed}
+        folder = None
         if params.source == "npy":
             folder = corrupted_folder(ctx.data.name, ctx.data_root)
             details["folder"] = str(folder)
         else:
             details["parameters"] = parameter_set(*ctx.test_split.x.shape[-2:], params.parameters)
         clean_pass = ctx.forward_pass("test")  # the clean images the corrupted ones were made from
-        clean_logits, clean_y = clean_pass.logits[:n], clean_pass.y[:n]
-        clean_acc = calibration_report(clean_logits, clean_y, n_bins=params.bins)["acc"]
-        metrics[f"{params.prefix}/clean/acc"] = clean_acc
-        x, device = ctx.test_split.x[:n], ctx.test_split.x.device
+        clean_y = clean_pass.y[:n]
+        clean_acc = calibration_report(clean_pass.logits[:n], clean_y, n_bins=params.bins)["acc"]
+        metrics: dict[str, float] = {f"{params.prefix}/clean/acc": clean_acc}
         for name in names:
             for s in params.severities:
-                if params.source == "npy":
-                    split = read_corrupted(folder, name, s, n).to(device)
+                if folder is not None:
+                    split = read_corrupted(folder, name, s, n).to(ctx.test_split.x.device)
                     logits, y = ctx.pass_over(split.x).logits, split.y
                 else:
-                    logits = torch.cat(
-                        [
-                            ctx.pass_over(
-                                corrupt(
-                                    to_float(x[i : i + ctx.batch_size]),
-                                    name,
-                                    s,
-                                    seed=ctx.seed,
-                                    index=torch.arange(i, min(i + ctx.batch_size, n), device=device),
-                                    parameters=params.parameters,
-                                )
-                            ).logits
-                            for i in range(0, n, ctx.batch_size)
-                        ]
-                    )
-                    y = clean_y
-                rep = calibration_report(logits, y, n_bins=params.bins)
-                for key in ("acc", "nll", "ece"):
-                    metrics[f"{params.prefix}/{name}/{s}/{key}"] = rep[key]
-                if ctx.temperature is not None:  # does the clean-fitted temperature still hold under shift?
-                    scaled = calibration_report(logits / ctx.temperature, y, n_bins=params.bins)
-                    for key in ("nll", "ece"):
-                        metrics[f"{params.prefix}/{name}/{s}/ts/{key}"] = scaled[key]
+                    logits, y = _generated_logits(ctx, params, name, s, n), clean_y
+                metrics.update(_cell_metrics(logits, y, f"{params.prefix}/{name}/{s}", params.bins, ctx.temperature))
             metrics[f"{params.prefix}/{name}/acc"] = _mean(
                 [metrics[f"{params.prefix}/{name}/{s}/acc"] for s in params.severities]
             )
-        for group, members in (("mean", STANDARD), ("extra", EXTRA)):
-            present = [c for c in names if c in members]
-            if present:
-                acc = _mean([metrics[f"{params.prefix}/{c}/acc"] for c in present])
-                metrics[f"{params.prefix}/{group}/acc"] = acc
-                metrics[f"{params.prefix}/{group}/rel_drop"] = (clean_acc - acc) / clean_acc if clean_acc > 0 else 0.0
-                metrics[f"{params.prefix}/{group}/ece"] = _mean(
-                    [metrics[f"{params.prefix}/{c}/{s}/ece"] for c in present for s in params.severities]
-                )
-                if ctx.temperature is not None:
-                    metrics[f"{params.prefix}/{group}/ts/ece"] = _mean(
-                        [metrics[f"{params.prefix}/{c}/{s}/ts/ece"] for c in present for s in params.severities]
-                    )
+        metrics.update(_group_means(metrics, params, names, clean_acc, ctx.temperature is not None))
         details.update({"n": n, "corruptions": names, "severities": params.severities})
         return TestResult(metrics, details)
+
+
+def _generated_logits(ctx: Context, params: CorruptionParams, name: str, severity: int, n: int) -> torch.Tensor:
+    """Logits of the first n test images corrupted here, batch by batch; each image is seeded by its index."""
+    x, device = ctx.test_split.x[:n], ctx.test_split.x.device
+    out = []
+    for i in range(0, n, ctx.batch_size):
+        index = torch.arange(i, min(i + ctx.batch_size, n), device=device)
+        images = corrupt(
+            to_float(x[i : i + ctx.batch_size]),
+            name,
+            severity,
+            seed=ctx.seed,
+            index=index,
+            parameters=params.parameters,
+        )
+        out.append(ctx.pass_over(images).logits)
+    return torch.cat(out)
+
+
+def _cell_metrics(
+    logits: torch.Tensor, y: torch.Tensor, key: str, bins: int, temperature: float | None
+) -> dict[str, float]:
+    """acc, NLL and ECE of one (corruption, severity), and with a temperature its scaled NLL and ECE: does the
+    clean-fitted temperature still hold under shift?"""
+    rep = calibration_report(logits, y, n_bins=bins)
+    metrics = {f"{key}/{m}": rep[m] for m in ("acc", "nll", "ece")}
+    if temperature is not None:
+        scaled = calibration_report(logits / temperature, y, n_bins=bins)
+        metrics.update({f"{key}/ts/{m}": scaled[m] for m in ("nll", "ece")})
+    return metrics
+
+
+def _group_means(
+    metrics: dict[str, float], params: CorruptionParams, names: list[str], clean_acc: float, scaled: bool
+) -> dict[str, float]:
+    """Means over the standard 15 (`mean`) and over the held-out four (`extra`) of what ran."""
+    out: dict[str, float] = {}
+    pre = params.prefix
+    for group, members in (("mean", STANDARD), ("extra", EXTRA)):
+        present = [c for c in names if c in members]
+        if not present:
+            continue
+        acc = _mean([metrics[f"{pre}/{c}/acc"] for c in present])
+        out[f"{pre}/{group}/acc"] = acc
+        out[f"{pre}/{group}/rel_drop"] = (clean_acc - acc) / clean_acc if clean_acc > 0 else 0.0
+        out[f"{pre}/{group}/ece"] = _mean([metrics[f"{pre}/{c}/{s}/ece"] for c in present for s in params.severities])
+        if scaled:
+            out[f"{pre}/{group}/ts/ece"] = _mean(
+                [metrics[f"{pre}/{c}/{s}/ts/ece"] for c in present for s in params.severities]
+            )
+    return out

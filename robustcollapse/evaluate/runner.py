@@ -20,7 +20,7 @@ import torch
 from rich.console import Console
 from rich.markup import escape
 
-from robustcollapse import __version__, registry
+from robustcollapse import registry
 from robustcollapse.config import ModelEntry, Suite, TestEntry
 from robustcollapse.data import Dataset, Split, hold_out, load_dataset
 from robustcollapse.errors import UserError
@@ -32,6 +32,7 @@ from robustcollapse.models.checkpoint import sidecar_path
 from robustcollapse.models.zoo import checkpoint_path, model_view, recipe_groups, resolved_recipe
 from robustcollapse.report.document import new_document
 from robustcollapse.training.recipes import obtain_model
+from robustcollapse.version import __version__
 
 
 @dataclass

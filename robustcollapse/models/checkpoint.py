@@ -18,10 +18,10 @@ from pydantic import ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
-from robustcollapse import __version__
 from robustcollapse.errors import UserError
 from robustcollapse.io import atomic_write_bytes, atomic_write_text, remove_stale_temporaries
 from robustcollapse.models.classifier import Classifier, ModelSpec, build_model
+from robustcollapse.version import __version__
 
 FORMAT = "robustcollapse-checkpoint"
 FORMAT_VERSION = 1
