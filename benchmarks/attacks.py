@@ -17,9 +17,9 @@ import time
 import torch
 import torchattacks
 
+from robustcollapse.attacks import Runner
 from robustcollapse.data import load_dataset, to_float
 from robustcollapse.devices import resolve_device
-from robustcollapse.evaluate.adversary import Runner
 from robustcollapse.models import ModelSpec, build_model
 
 

@@ -1,52 +1,31 @@
 """Test kind `attack`: robust accuracy per attack and eps, the per-example worst case, and honesty checks.
 
 Every listed attack runs on the clean-correct points among the first `n_examples` test images (the runner in
-`adversary.py` says what counts as an adversarial example). The worst case at eps is the per-example AND of
-the robust masks of every attack run on these points, by this test and by earlier attack tests of the same
-model with the same norm and eps (on the points they share). The honesty checks (`checks.py`) run on the first
-`check_examples` points; when one fires, every robust accuracy it concerns is marked `trusted: false` in the
-document and the table. A randomised model (the `nondeterministic` check fires, or `eot: N` is set) is attacked
+`robustcollapse/attacks/adversary.py` says what counts as an adversarial example). The worst case at eps is the
+per-example AND of the robust masks of every attack run on these points, by this test and by earlier attack tests
+of the same model with the same norm and eps (on the points they share). The honesty checks (`checks.py`) run on
+the first `check_examples` points; when one fires, every robust accuracy it concerns is marked `trusted: false` in
+the document and the table. A randomised model (the `nondeterministic` check fires, or `eot: N` is set) is attacked
 with EOT over N samples (default 20) and AutoAttack runs its `rand` version.
 """
 
 from __future__ import annotations
 
-from fractions import Fraction
 from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from robustcollapse import registry
-from robustcollapse.attacks import AttackKind
+from robustcollapse.attacks import AttackKind, Runner, eps_label, parse_eps
 from robustcollapse.config import TestEntry
 from robustcollapse.data import to_float
-from robustcollapse.evaluate.adversary import Runner
 from robustcollapse.evaluate.base import Context, TestKind, TestResult, frozen
 from robustcollapse.evaluate.checks import ORDER as CHECKS
 from robustcollapse.evaluate.checks import Probe, nondeterministic, run_checks
 from robustcollapse.registry import register
 
 DEFAULT_EOT = 20
-
-
-def parse_eps(value: Any) -> float:
-    """'8/255', 0.03 or '0.03' -> float."""
-    if isinstance(value, str):
-        try:
-            return float(Fraction(value.strip()))
-        except (ValueError, ZeroDivisionError):
-            raise ValueError(f"eps {value!r} is not a number or a fraction like 8/255") from None
-    return value
-
-
-def eps_label(eps: float) -> str:
-    """A key-safe eps: short decimals as written (0.3 -> '0.3', 1 -> '1'), multiples of 1/255 as '8_255'."""
-    decimal = f"{eps:.6g}"
-    if len(decimal) <= 6 and float(decimal) == eps:
-        return decimal
-    k = eps * 255
-    return f"{round(k)}_255" if abs(k - round(k)) < 1e-6 and 0 < round(k) < 255 else decimal
 
 
 Eps = Annotated[float, BeforeValidator(parse_eps), Field(gt=0)]

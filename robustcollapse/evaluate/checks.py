@@ -24,8 +24,8 @@ import torchattacks
 from scipy.stats import binom
 
 from robustcollapse import registry
-from robustcollapse.attacks import TORCHATTACKS_NORM, AttackKind
-from robustcollapse.evaluate.adversary import Runner, eps_bound, margin_loss, stage_names, traced_pgd
+from robustcollapse.attacks import TORCHATTACKS_NORM, AttackKind, Runner, eps_bound, stage_names
+from robustcollapse.attacks.adversary import margin_loss, traced_pgd
 from robustcollapse.registry import register
 
 ALPHA = 0.01

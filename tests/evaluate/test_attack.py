@@ -10,10 +10,10 @@ from randomised import Noisy
 from torch import nn
 
 from robustcollapse import registry
-from robustcollapse.attacks import AUTOATTACK_SQUARE_QUERIES, AUTOATTACK_STEPS
+from robustcollapse.attacks import AUTOATTACK_SQUARE_QUERIES, AUTOATTACK_STEPS, Runner, eps_label, parse_eps
 from robustcollapse.config import ConfigError, load_suite
 from robustcollapse.data import load_dataset, to_float
-from robustcollapse.evaluate.attack import AttackParams, eps_label, parse_eps
+from robustcollapse.evaluate.attack import AttackParams
 from robustcollapse.evaluate.base import Context
 from robustcollapse.train import train_model
 from tests.test_config import GOOD, write
@@ -170,8 +170,6 @@ def test_randomised_model_is_attacked_with_eot(model, data):
 
 
 def test_autoattack_runs_its_rand_version_under_eot(model):
-    from robustcollapse.evaluate.adversary import Runner
-
     x = torch.rand(4, 1, 8, 8)
     runner = Runner(Noisy(model).eval(), x, torch.zeros(4, dtype=torch.long), "linf", 8, 0, 10, eot=20)
     kind, version = runner._kind("autoattack")
@@ -196,8 +194,6 @@ def test_worst_case_spans_attack_tests_on_the_same_points(model, data):
         ),
     )
     x, y = to_float(data.test.x[:80]), data.test.y[:80]
-    from robustcollapse.evaluate.adversary import Runner
-
     runner = Runner(model, x, y, "linf", 128, 0, 10)
     both = (runner.robust("fgsm", 16 / 255, 20, 80) & runner.robust("pgd", 16 / 255, 20, 80)).double().mean()
     assert second.metrics["adv/worst-linf-16_255/acc"] == pytest.approx(float(both))

@@ -13,9 +13,8 @@ from randomised import Noisy
 from torch import nn
 
 from robustcollapse import registry
+from robustcollapse.attacks import Runner, adversary
 from robustcollapse.data import to_float
-from robustcollapse.evaluate import adversary
-from robustcollapse.evaluate.adversary import Runner
 from robustcollapse.evaluate.checks import ORDER, Probe, chance_limit, run_checks
 from tests.evaluate.test_attack import Quantised, data, model  # noqa: F401  (fixtures)
 
