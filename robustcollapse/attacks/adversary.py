@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from robustcollapse import registry
@@ -196,50 +195,3 @@ class Runner:
             broken_by[stage_name] = broken
             remaining = remaining & ~broken
         return adv, broken_by
-
-
-def margin_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per-example margin loss max_{j != y} z_j - z_y (positive once misclassified)."""
-    own = logits.gather(1, y[:, None]).squeeze(1)
-    return logits.scatter(1, y[:, None], float("-inf")).amax(1) - own
-
-
-def traced_pgd(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm: str, eps: float, steps: int, seed: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """PGD with the suite's rule (random start, `steps` steps of 2.5 eps/steps, cross-entropy) that keeps its path:
-    the loss (steps+1, n) and whether each iterate is a valid adversarial example (steps+1, n)."""
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    alpha = 2.5 * eps / steps
-    shape = (-1, *[1] * (x.ndim - 1))
-    noise = torch.rand(x.shape, generator=gen).to(x.device) * 2 - 1
-    if norm == "linf":
-        adv = (x + eps * noise).clamp(0, 1)
-    else:
-        adv = (
-            x
-            + noise
-            / noise.flatten(1).norm(dim=1).view(shape)
-            * eps
-            * torch.rand(len(x), 1, generator=gen).to(x.device).view(shape)
-        ).clamp(0, 1)
-    losses, fooled = [], []
-    for step in range(steps + 1):
-        adv = adv.detach().requires_grad_(True)
-        with torch.enable_grad():
-            logits = model(adv)
-            loss = F.cross_entropy(logits, y, reduction="none")
-            grad = torch.autograd.grad(loss.sum(), adv)[0] if step < steps else None
-        losses.append(loss.detach())
-        fooled.append((logits.detach().argmax(1) != y) & within(adv.detach() - x, norm, eps))
-        if grad is None:
-            break
-        if norm == "linf":
-            adv = x + (adv.detach() + alpha * grad.sign() - x).clamp(-eps, eps)
-        else:
-            step_dir = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(shape)
-            delta = adv.detach() + alpha * step_dir - x
-            delta = delta * (eps / perturbation_norm(delta, "l2").clamp_min(eps)).view(shape)
-            adv = x + delta
-        adv = adv.clamp(0, 1)
-    return torch.stack(losses), torch.stack(fooled)
