@@ -1,52 +1,38 @@
 """Test kind `attack`: robust accuracy per attack and eps, the per-example worst case, and honesty checks.
 
 Every listed attack runs on the clean-correct points among the first `n_examples` test images (the runner in
-`adversary.py` says what counts as an adversarial example). The worst case at eps is the per-example AND of
-the robust masks of every attack run on these points, by this test and by earlier attack tests of the same
-model with the same norm and eps (on the points they share). The honesty checks (`checks.py`) run on the first
-`check_examples` points; when one fires, every robust accuracy it concerns is marked `trusted: false` in the
-document and the table. A randomised model (the `nondeterministic` check fires, or `eot: N` is set) is attacked
-with EOT over N samples (default 20) and AutoAttack runs its `rand` version.
+`robustcollapse/attacks/adversary.py` says what counts as an adversarial example). The worst case at eps is the
+per-example AND of the robust masks of every attack run on these points, by this test and by earlier attack tests
+of the same model with the same norm and eps (on the points they share). The honesty checks
+(`robustcollapse/attacks/checks/`) run on the first `check_examples` points; when one fires, every robust accuracy
+it concerns is marked `trusted: false` in the document and the table. A randomised model (the `nondeterministic`
+check fires, or `eot: N` is set) is attacked with EOT over N samples (default 20) and AutoAttack runs its `rand`
+version.
 """
 
 from __future__ import annotations
 
-from fractions import Fraction
 from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from robustcollapse import registry
-from robustcollapse.attacks import AttackKind
+from robustcollapse.attacks import Attacked, AttackKind, Probe, Runner, check_names, eps_label, parse_eps, run_checks
+from robustcollapse.attacks.checks.athalye2018 import nondeterministic
 from robustcollapse.config import TestEntry
 from robustcollapse.data import to_float
-from robustcollapse.evaluate.adversary import Runner
 from robustcollapse.evaluate.base import Context, TestKind, TestResult, frozen
-from robustcollapse.evaluate.checks import ORDER as CHECKS
-from robustcollapse.evaluate.checks import Probe, nondeterministic, run_checks
+from robustcollapse.metrics.spec import MetricSpec, declare
 from robustcollapse.registry import register
 
 DEFAULT_EOT = 20
 
 
-def parse_eps(value: Any) -> float:
-    """'8/255', 0.03 or '0.03' -> float."""
-    if isinstance(value, str):
-        try:
-            return float(Fraction(value.strip()))
-        except (ValueError, ZeroDivisionError):
-            raise ValueError(f"eps {value!r} is not a number or a fraction like 8/255") from None
-    return value
-
-
-def eps_label(eps: float) -> str:
-    """A key-safe eps: short decimals as written (0.3 -> '0.3', 1 -> '1'), multiples of 1/255 as '8_255'."""
-    decimal = f"{eps:.6g}"
-    if len(decimal) <= 6 and float(decimal) == eps:
-        return decimal
-    k = eps * 255
-    return f"{round(k)}_255" if abs(k - round(k)) < 1e-6 and 0 < round(k) < 255 else decimal
+SPECS = declare(
+    MetricSpec("clean/acc@attack", "clean accuracy on the attacked points (the robust accuracies' ceiling)"),
+    MetricSpec("adv/flags/*", "honesty check fired (1) or not (0)", "flag", higher_is_better=False, tolerance=0.0),
+)
 
 
 Eps = Annotated[float, BeforeValidator(parse_eps), Field(gt=0)]
@@ -117,13 +103,13 @@ class Attack(TestKind):
     title = "attack — robust accuracy"
 
     @classmethod
-    def columns(cls, params: AttackParams) -> list[tuple[str, str, str]]:
-        cols = [("clean/acc@attack", "clean (attacked set)", ".4f")]
+    def columns(cls, params: AttackParams) -> list[tuple[str, str]]:
+        cols = [("clean/acc@attack", "clean (attacked set)")]
         for eps in params.eps:
             for name in [*params.attacks, "worst"]:
-                cols.append((acc_key(name, params.norm, eps), f"{name} ε={eps_label(eps)}", ".4f"))
+                cols.append((acc_key(name, params.norm, eps), f"{name} ε={eps_label(eps)}"))
         if params.checks:
-            cols += [(f"adv/flags/{c}", f"⚑ {c}", "flag") for c in CHECKS]
+            cols += [(f"adv/flags/{c}", f"⚑ {c}") for c in check_names()]
         return cols
 
     @staticmethod
@@ -138,8 +124,7 @@ class Attack(TestKind):
             probe = Probe(runner, params.attacks, params.eps, params.steps, m, params.tolerance)
             randomised = nondeterministic(probe) if params.checks else None
             runner.eot = params.eot or (DEFAULT_EOT if randomised and randomised["flag"] else 1)
-            clean_acc = float(runner.clean_correct(n).double().mean())
-            metrics: dict[str, float] = {"clean/acc@attack": clean_acc}
+            metrics: dict[str, float] = {"clean/acc@attack": float(runner.clean_correct(n).double().mean())}
             details: dict[str, Any] = {
                 "n": n,
                 "norm": params.norm,
@@ -148,45 +133,64 @@ class Attack(TestKind):
                 "attacks": {},
                 "worst": {},
             }
-            keys: dict[str, str | None] = {}
-            for eps in params.eps:
-                masks = []
-                for name in params.attacks:
-                    res = runner.run(name, eps, params.steps, n)
-                    masks.append(res.robust)
-                    key = acc_key(name, params.norm, eps)
-                    keys[key] = name
-                    metrics[key] = float(res.robust.double().mean())
-                    details["attacks"][f"{name}-{params.norm}-{eps_label(eps)}"] = {
-                        "seconds": res.seconds,
-                        "attacked": res.attacked,
-                        "mean_norm": res.mean_norm,
-                        "images_per_s": res.attacked / res.seconds if res.seconds > 0 else None,
-                        "version": res.version,
-                        "eot": runner.eot,
-                        "broken_by_stage": {stage: int(b.sum()) for stage, b in res.broken_by.items()},
-                    }
-                worst_key = acc_key("worst", params.norm, eps)
-                keys[worst_key] = None
-                metrics[worst_key], details["worst"][eps_label(eps)] = worst_case(
-                    ctx, params, eps, torch.stack(masks).all(0)
-                )
+            keys = run_attacks(ctx, params, runner, n, metrics, details)
             if not params.checks:
                 return TestResult(metrics, details)
-            checks = {"nondeterministic": randomised, **run_checks(probe, skip=("nondeterministic",))}
+            checks = run_checks(probe, done={"nondeterministic": randomised})
             metrics.update({f"adv/flags/{name}": float(check["flag"]) for name, check in checks.items()})
-            numbers, summary = trust(checks, keys)
-            fired = [name for name, check in checks.items() if check["flag"]]
-            for eps in params.eps:
-                entries = ctx.attack_masks[(params.norm, eps)]
-                entries[-1]["fired"] = fired
-                inherited = sorted({f for entry in entries[:-1] for f in entry["fired"]} - set(fired))
-                key = acc_key("worst", params.norm, eps)
-                if inherited:
-                    why = ", ".join(x for x in [numbers.get(key, {}).get("why"), *inherited] if x)
-                    numbers[key] = {"trusted": False, "why": why + " (earlier attack tests on these points)"}
-            flags = {"checks": checks, "numbers": numbers, "summary": summary, "points": m}
-            return TestResult(metrics, details, flags)
+            return TestResult(metrics, details, flag_record(ctx, params, checks, keys, m))
+
+
+def run_attacks(
+    ctx: Context, params: AttackParams, runner: Runner, n: int, metrics: dict[str, float], details: dict[str, Any]
+) -> dict[str, str | None]:
+    """Every listed attack at every eps on the first n points, and the worst case over them, into `metrics` and
+    `details`; returns which attack each robust accuracy belongs to (None for a worst case)."""
+    keys: dict[str, str | None] = {}
+    for eps in params.eps:
+        masks = []
+        for name in params.attacks:
+            res = runner.run(name, eps, params.steps, n)
+            masks.append(res.robust)
+            key = acc_key(name, params.norm, eps)
+            keys[key] = name
+            metrics[key] = float(res.robust.double().mean())
+            details["attacks"][f"{name}-{params.norm}-{eps_label(eps)}"] = run_details(res, runner.eot)
+        worst_key = acc_key("worst", params.norm, eps)
+        keys[worst_key] = None
+        metrics[worst_key], details["worst"][eps_label(eps)] = worst_case(ctx, params, eps, torch.stack(masks).all(0))
+    return keys
+
+
+def run_details(res: Attacked, eot: int) -> dict[str, Any]:
+    """What the document records about one attack run: its cost, its version and which stage broke how many."""
+    return {
+        "seconds": res.seconds,
+        "attacked": res.attacked,
+        "mean_norm": res.mean_norm,
+        "images_per_s": res.attacked / res.seconds if res.seconds > 0 else None,
+        "version": res.version,
+        "eot": eot,
+        "broken_by_stage": {stage: int(b.sum()) for stage, b in res.broken_by.items()},
+    }
+
+
+def flag_record(
+    ctx: Context, params: AttackParams, checks: dict[str, dict[str, Any]], keys: dict[str, str | None], m: int
+) -> dict[str, Any]:
+    """The flags of one attack test: every check's finding, the robust accuracies not to trust and why (a worst
+    case also when a check fired in an earlier attack test on the same points), and the one-line summary."""
+    numbers, summary = trust(checks, keys)
+    fired = [name for name, check in checks.items() if check["flag"]]
+    for eps in params.eps:
+        entries = ctx.attack_masks[(params.norm, eps)]
+        entries[-1]["fired"] = fired
+        inherited = sorted({f for entry in entries[:-1] for f in entry["fired"]} - set(fired))
+        key = acc_key("worst", params.norm, eps)
+        if inherited:
+            why = ", ".join(x for x in [numbers.get(key, {}).get("why"), *inherited] if x)
+            numbers[key] = {"trusted": False, "why": why + " (earlier attack tests on these points)"}
+    return {"checks": checks, "numbers": numbers, "summary": summary, "points": m}
 
 
 def worst_case(ctx: Context, params: AttackParams, eps: float, robust: torch.Tensor) -> tuple[float, dict[str, Any]]:

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from robustcollapse import registry
+from robustcollapse.attacks import eps_label
 from robustcollapse.config import Suite
 from robustcollapse.errors import UserError
-from robustcollapse.evaluate.attack import eps_label
 from robustcollapse.report import plots
 from robustcollapse.report.tables import test_flags, untrusted
 

@@ -1,6 +1,6 @@
 """Each honesty check fires on a model built to trip it and stays silent on an ordinary model.
 
-The models are tiny: the digits MLP of test_attack.py behind a wrapper that breaks what the check looks for, or a
+The models are tiny: the digits MLP of conftest.py behind a wrapper that breaks what the check looks for, or a
 hand-written 4x4 model on synthetic points whose clean value is 0.5 in every pixel (so the model knows where the
 clean point is and can shape the loss along the attack's path exactly).
 """
@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import pytest
 import torch
+from attack_models import Quantised
 from randomised import Noisy
 from torch import nn
 
 from robustcollapse import registry
+from robustcollapse.attacks import Probe, Runner, adversary, chance_limit, check_names, run_checks
 from robustcollapse.data import to_float
-from robustcollapse.evaluate import adversary
-from robustcollapse.evaluate.adversary import Runner
-from robustcollapse.evaluate.checks import ORDER, Probe, chance_limit, run_checks
-from tests.evaluate.test_attack import Quantised, data, model  # noqa: F401  (fixtures)
 
 EPS = [8 / 255, 32 / 255]
 
 
-def probe(net: nn.Module, data, attacks=("fgsm", "pgd"), eps=EPS, steps=20, m=100, eot=1, classes=10, x=None, y=None):  # noqa: F811
+def probe(net: nn.Module, data, attacks=("fgsm", "pgd"), eps=EPS, steps=20, m=100, eot=1, classes=10, x=None, y=None):
     if x is None:
         for p in net.parameters():
             p.requires_grad_(False)
@@ -117,14 +115,14 @@ def test_binomial_limit_is_the_upper_quantile():
         assert binom.sf(k, m, rate) <= 0.01 < binom.sf(k - 1, m, rate)
 
 
-def test_checks_use_the_binomial_limit_for_their_points(model, data):  # noqa: F811
+def test_checks_use_the_binomial_limit_for_their_points(model, data):
     p = probe(model, data, m=200)
     assert p.limit() == chance_limit(200, 0.02) == 9  # a fixed 2 % would fire on 5 points
     assert fired(p, "single_step_stronger")["threshold"] == pytest.approx(9 / 200)
 
 
 def test_every_check_is_registered_with_its_source():
-    assert registry.names("check") == sorted(ORDER)
+    assert registry.names("check") == sorted(check_names())
     pintor = {
         "silent success",
         "incomplete optimisation",
@@ -133,28 +131,28 @@ def test_every_check_is_registered_with_its_source():
         "unstable predictions",
         "unconstrained attack failure",
     }
-    sources = " ".join(registry.get("check", n).source.lower() for n in ORDER)
+    sources = " ".join(registry.get("check", n).source.lower() for n in check_names())
     assert all(f"pintor et al. 2022, {indicator}" in sources for indicator in pintor)
 
 
-def test_ordinary_model_trips_no_check(model, data):  # noqa: F811
+def test_ordinary_model_trips_no_check(model, data):
     out = run_checks(probe(model, data, m=150))
     assert [n for n, c in out.items() if c["flag"]] == [], out
     assert out["transfer_failure"]["skipped"] and out["steps_sensitive"]["count"] <= chance_limit(150, 0.02)
 
 
-def test_nondeterministic_sees_noise_under_large_logits(model, data):  # noqa: F811
+def test_nondeterministic_sees_noise_under_large_logits(model, data):
     out = fired(probe(Jittered(model), data, m=30), "nondeterministic")
     assert out["flag"] and out["value"] == 1.0  # the old tolerance 1e-5 (1 + max |logit|) = 10 hid it
 
 
-def test_bad_gradients_also_at_perturbed_points(model, data):  # noqa: F811
+def test_bad_gradients_also_at_perturbed_points(model, data):
     out = fired(probe(OffManifold(model), data), "bad_gradients")
     assert out["at_clean"] == 0.0 and out["in_ball"] > 0.9 and out["flag"]
     assert fired(probe(Quantised(model), data), "bad_gradients")["at_clean"] > 0.9
 
 
-def test_single_step_stronger_on_a_model_masking_off_the_data(model, data):  # noqa: F811
+def test_single_step_stronger_on_a_model_masking_off_the_data(model, data):
     out = fired(probe(OffManifold(model), data), "single_step_stronger")
     assert out["flag"] and out["value"] > 0.3
 
@@ -174,14 +172,14 @@ def test_not_monotone_on_a_model_robust_only_far_away():
     assert out["flag"] and out["value"] > 0.9 and out["concerns"] == ["pgd"]
 
 
-def test_unbounded_survivors_and_noise_on_a_quantised_model(model, data):  # noqa: F811
+def test_unbounded_survivors_and_noise_on_a_quantised_model(model, data):
     p = probe(Quantised(model), data)
     assert fired(p, "unbounded_survivors")["flag"]
     noise = fired(p, "noise_not_weaker")
     assert noise["flag"] and noise["noise_acc"] < noise["attack_acc"] + 1  # both measured on the same m points
 
 
-def test_noise_not_weaker_compares_the_same_points(model, data):  # noqa: F811
+def test_noise_not_weaker_compares_the_same_points(model, data):
     p = probe(Quantised(model), data, m=60)
     out = fired(p, "noise_not_weaker")
     assert out["count"] <= 60 and out["value"] == out["count"] / 60
@@ -205,7 +203,7 @@ def test_black_box_stronger_counts_squares_inside_autoattack():
     assert "square-cheap" not in {key[0] for key in p.runner.memo}  # AutoAttack's own Square was used
 
 
-def test_invalid_adversarials_names_the_reason(model, data):  # noqa: F811
+def test_invalid_adversarials_names_the_reason(model, data):
     p = probe(BatchDependent(model), data, attacks=["fgsm"], eps=[8 / 255], m=100)
     p.runner.run("fgsm", 8 / 255, 20, 100)
     out = fired(p, "invalid_adversarials")
@@ -221,7 +219,7 @@ def test_invalid_adversarials_names_the_reason(model, data):  # noqa: F811
     assert out["flag"] and "escaping" in out["why"] and "beyond eps" in out["why"] and "re-measured" not in out["why"]
 
 
-def test_invalid_adversarials_does_not_trust_the_runners_eps_test(model, data, monkeypatch):  # noqa: F811
+def test_invalid_adversarials_does_not_trust_the_runners_eps_test(model, data, monkeypatch):
     # plant the bug the issue found (an eps-ball test accepting anything): an unbounded attack's far inputs
     # would then count; the check re-measures the counted inputs and fires
     monkeypatch.setattr(adversary, "within", lambda delta, norm, eps: torch.ones(len(delta), dtype=torch.bool))
@@ -235,7 +233,7 @@ def test_invalid_adversarials_does_not_trust_the_runners_eps_test(model, data, m
     assert out["flag"] and out["counted_outside_eps"] > 0 and "counted adversarials outside eps" in out["why"]
 
 
-def test_steps_sensitive_is_skipped_for_fixed_budgets_and_fires_on_a_noisy_model(model, data):  # noqa: F811
+def test_steps_sensitive_is_skipped_for_fixed_budgets_and_fires_on_a_noisy_model(model, data):
     assert fired(probe(model, data, attacks=["autoattack"], m=10), "steps_sensitive")["skipped"]
     out = fired(probe(Rugged(model), data, attacks=["pgd"], steps=10), "steps_sensitive")
     assert out["flag"], out
@@ -256,18 +254,18 @@ def test_silent_success_on_a_model_whose_loss_passes_the_adversarial_region():
     assert p.runner.robust("pgd", 0.1, 20, len(x)).all()  # PGD itself reports every point robust
 
 
-def test_incomplete_optimisation_with_too_few_steps(model, data):  # noqa: F811
+def test_incomplete_optimisation_with_too_few_steps(model, data):
     assert fired(probe(model, data, attacks=["pgd"], steps=2), "incomplete_optimisation")["flag"]
 
 
-def test_transfer_failure_on_a_randomised_model_under_eot(model, data):  # noqa: F811
+def test_transfer_failure_on_a_randomised_model_under_eot(model, data):
     p = probe(Noisy(model), data, attacks=["pgd"], steps=10, eot=5)
     p.runner.run("pgd", 32 / 255, 10, p.m)
     out = fired(p, "transfer_failure")
     assert out["flag"] and out["concerns"] == ["pgd"]
 
 
-def test_unstable_predictions_on_a_rugged_model(model, data):  # noqa: F811
+def test_unstable_predictions_on_a_rugged_model(model, data):
     out = fired(probe(Rugged(model), data), "unstable_predictions")
     assert out["flag"] and out["value"] > 0.2
     assert not fired(probe(model, data), "unstable_predictions")["flag"]

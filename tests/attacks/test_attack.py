@@ -1,79 +1,27 @@
-"""Attack tests on tiny CPU models: values against torchattacks itself, the official AutoAttack budgets, and
-gradient-masking models that must raise the honesty flags while an ordinary model raises none."""
+"""The `attack` test kind on tiny CPU models: values against torchattacks itself, the worst case across attack
+tests, EOT for a randomised model, and gradient-masking models that must raise the honesty flags (and mark the
+numbers they concern) while an ordinary model raises none."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 import torchattacks
+from attack_models import Quantised, Saturated
 from randomised import Noisy
-from torch import nn
 
 from robustcollapse import registry
-from robustcollapse.attacks import AUTOATTACK_SQUARE_QUERIES, AUTOATTACK_STEPS
+from robustcollapse.attacks import Runner
 from robustcollapse.config import ConfigError, load_suite
-from robustcollapse.data import load_dataset, to_float
-from robustcollapse.evaluate.attack import AttackParams, eps_label, parse_eps
+from robustcollapse.data import to_float
+from robustcollapse.evaluate.attack import AttackParams
 from robustcollapse.evaluate.base import Context
-from robustcollapse.training.loop import train_model
 from tests.test_config import GOOD, write
-
-
-@pytest.fixture(scope="module")
-def data():
-    return load_dataset("digits")
-
-
-@pytest.fixture(scope="module")
-def model(data):
-    from robustcollapse.config import Recipe
-
-    recipe = Recipe.model_validate(
-        {
-            "backbone": {"name": "mlp", "args": {"hidden": 64}},
-            "head": "linear",
-            "epochs": 8,
-            "batch_size": 64,
-            "lr": 0.003,
-        }
-    )
-    trained, _ = train_model(recipe, data, torch.device("cpu"))
-    return trained
-
-
-class Quantised(nn.Module):
-    """Masks gradients: rounds the input to 4 grey levels (zero gradient almost everywhere)."""
-
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.inner(torch.round(x * 4) / 4)
-
-
-class Saturated(nn.Module):
-    """Masks gradients: a huge softmax temperature makes the cross-entropy gradient underflow to 0."""
-
-    def __init__(self, inner: nn.Module) -> None:
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.inner(x) * 1e4
 
 
 def attack(model, data, **fields):
     params = AttackParams.model_validate({"kind": "attack", **fields})
     return registry.get("test", "attack").run(Context(model, data, data.test, 128, 0), params)
-
-
-def test_eps_parsing_and_labels():
-    assert parse_eps("8/255") == pytest.approx(8 / 255)
-    assert parse_eps("0.3") == 0.3 and parse_eps(0.1) == 0.1
-    assert eps_label(8 / 255) == "8_255" and eps_label(0.3) == "0.3"
-    with pytest.raises(ValueError):
-        parse_eps("eight")
 
 
 def test_robust_accuracy_equals_torchattacks_called_directly(model, data):
@@ -108,20 +56,6 @@ def test_adversarial_accuracy_bounded_by_clean_and_unbounded_eps_breaks_everythi
     assert accs[-1] <= 0.01
     worst = result.metrics["adv/worst-linf-16_255/acc"]
     assert worst <= min(result.metrics["adv/fgsm-linf-16_255/acc"], accs[1])
-
-
-def test_autoattack_uses_the_official_budgets(model):
-    build = registry.get("attack", "autoattack")
-    multi = build(model, "linf", 8 / 255, 20, 0, 10)
-    apgd, apgdt, fab, square = multi.attacks
-    assert isinstance(apgd, torchattacks.APGD) and apgd.steps == AUTOATTACK_STEPS == 100
-    assert apgd.loss == "ce" and apgd.n_restarts == 1
-    assert isinstance(apgdt, torchattacks.APGDT) and apgdt.steps == 100 and apgdt.n_target_classes == 9
-    assert isinstance(fab, torchattacks.FAB) and fab.steps == 100 and fab.multi_targeted and fab.n_target_classes == 9
-    assert isinstance(square, torchattacks.Square) and square.n_queries == AUTOATTACK_SQUARE_QUERIES == 5000
-    assert all(a.eps == 8 / 255 for a in multi.attacks)
-    # fewer classes than 10: K-1 targets
-    assert build(model, "l2", 0.5, 20, 0, 4).attacks[1].n_target_classes == 3
 
 
 def test_ordinary_model_raises_no_flag(model, data):
@@ -169,17 +103,6 @@ def test_randomised_model_is_attacked_with_eot(model, data):
     assert fixed.details["eot"] == 3
 
 
-def test_autoattack_runs_its_rand_version_under_eot(model):
-    from robustcollapse.evaluate.adversary import Runner
-
-    x = torch.rand(4, 1, 8, 8)
-    runner = Runner(Noisy(model).eval(), x, torch.zeros(4, dtype=torch.long), "linf", 8, 0, 10, eot=20)
-    kind, version = runner._kind("autoattack")
-    assert version == "rand" and kind.components == ("apgd-ce", "apgd-dlr")
-    stages = kind(model, "linf", 8 / 255, 20, 0, 10).attacks
-    assert [(a.loss, a.eot_iter, a.steps) for a in stages] == [("ce", 20, 100), ("dlr", 20, 100)]
-
-
 def test_worst_case_spans_attack_tests_on_the_same_points(model, data):
     ctx = Context(model, data, data.test, 128, 0)
     kind = registry.get("test", "attack")
@@ -196,8 +119,6 @@ def test_worst_case_spans_attack_tests_on_the_same_points(model, data):
         ),
     )
     x, y = to_float(data.test.x[:80]), data.test.y[:80]
-    from robustcollapse.evaluate.adversary import Runner
-
     runner = Runner(model, x, y, "linf", 128, 0, 10)
     both = (runner.robust("fgsm", 16 / 255, 20, 80) & runner.robust("pgd", 16 / 255, 20, 80)).double().mean()
     assert second.metrics["adv/worst-linf-16_255/acc"] == pytest.approx(float(both))

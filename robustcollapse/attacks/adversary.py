@@ -1,11 +1,12 @@
 """Running attacks on a fixed set of points: the runner shared by the attack test and its honesty checks.
 
 Every attack runs on the clean-correct points among the first n (a clean mistake counts as non-robust). An
-adversarial example counts only if it is misclassified, inside [0, 1] and within eps (tolerance 1e-5 for L-inf,
-1e-4 relative for L2). A composite attack (AutoAttack) runs its stages as a cascade, each on the points still
-robust, and records which stage broke which point, so a black-box stage (Square) is told apart from the
-white-box ones. With `eot` > 1 gradient attacks see the mean logits of `eot` forward passes (expectation over
-transformation, Athalye et al. 2018) and AutoAttack runs its `rand` version.
+adversarial example counts only if it is misclassified, inside [0, 1] and within eps (`threat.py`: tolerance 1e-5
+for L-inf, 1e-4 relative for L2), all three re-measured here, not taken from the attack. A composite attack
+(AutoAttack) runs its stages as a cascade, each on the points still robust, and records which stage broke which
+point, so a black-box stage (Square) is told apart from the white-box ones. With `eot` > 1 gradient attacks see the
+mean logits of `eot` forward passes (expectation over transformation, Athalye et al. 2018) and AutoAttack runs its
+`rand` version.
 """
 
 from __future__ import annotations
@@ -16,29 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from robustcollapse import registry
-from robustcollapse.attacks import AttackKind
-
-LINF_SLACK = 1e-5
-L2_SLACK = 1e-4
-
-
-def perturbation_norm(delta: torch.Tensor, norm: str) -> torch.Tensor:
-    """Per-example L-inf or L2 size of a batch of perturbations."""
-    flat = delta.flatten(1)
-    return flat.abs().amax(1) if norm == "linf" else flat.norm(dim=1)
-
-
-def eps_bound(eps: float, norm: str) -> float:
-    """The largest perturbation size that still counts as within eps (float round-off allowed)."""
-    return eps + LINF_SLACK if norm == "linf" else eps * (1 + L2_SLACK)
-
-
-def within(delta: torch.Tensor, norm: str, eps: float) -> torch.Tensor:
-    return perturbation_norm(delta, norm) <= eps_bound(eps, norm)
+from robustcollapse.attacks.library import AttackKind
+from robustcollapse.attacks.threat import in_unit_range, perturbation_norm, within
 
 
 class Expectation(nn.Module):
@@ -102,6 +85,7 @@ class Runner:
     _correct: torch.Tensor | None = None
 
     def predict(self, x: torch.Tensor, batch_size: int, model: nn.Module | None = None) -> torch.Tensor:
+        """Predicted classes of x, in batches of `batch_size`, by `model` (default: the runner's model)."""
         net = model or self.model
         with torch.inference_mode():
             return torch.cat([net(x[i : i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
@@ -143,33 +127,14 @@ class Runner:
         if key in self.memo:
             return self.memo[key]
         kind, version = (None, "standard") if build is not None else self._kind(name)
-        target = self.model if version == "rand" else self.attacked_model  # APGD's own EOT in the rand version
-        attack = (
-            build(target) if build is not None else kind(target, self.norm, eps, steps, self.seed, self.num_classes)
-        )
-        stages = list(getattr(attack, "attacks", [attack])) if kind is not None and kind.components else [attack]
-        names = stage_names(name, kind)
+        stages = self._stages(name, kind, version, eps, steps, build)
         x, y = self.x[:n], self.y[:n]
         correct = self.clean_correct(n)
-        adv = x.clone()
-        broken_by = {}
         start = time.perf_counter()
-        remaining = correct.clone()
-        for stage_name, stage in zip(names, stages, strict=True):
-            idx = torch.nonzero(remaining).squeeze(1)
-            for i in range(0, len(idx), self.batch_size):
-                b = idx[i : i + self.batch_size]
-                torch.manual_seed(self.seed)
-                adv[b] = stage(x[b], y[b]).detach()
-            pred = self.predict(adv, self.batch_size)
-            ok = within(adv - x, self.norm, eps) & (adv.flatten(1).amin(1) >= 0) & (adv.flatten(1).amax(1) <= 1)
-            broken = remaining & (pred != y) & ok
-            broken_by[stage_name] = broken
-            remaining = remaining & ~broken
+        adv, broken_by = self._cascade(stages, x, y, correct, eps)
         seconds = time.perf_counter() - start
         pred = self.predict(adv, self.batch_size)
-        ok = within(adv - x, self.norm, eps) & (adv.flatten(1).amin(1) >= 0) & (adv.flatten(1).amax(1) <= 1)
-        success = correct & (pred != y) & ok
+        success = correct & (pred != y) & within(adv - x, self.norm, eps) & in_unit_range(adv)
         surrogate = self.attacked_model if version == "standard" else self.model
         fooled = None if surrogate is self.model else correct & (self.predict(adv, self.batch_size, surrogate) != y)
         result = Attacked(
@@ -177,7 +142,7 @@ class Runner:
             success=success,
             broken_by=broken_by,
             size=perturbation_norm(adv - x, self.norm),
-            in_range=(adv.flatten(1).amin(1) >= 0) & (adv.flatten(1).amax(1) <= 1),
+            in_range=in_unit_range(adv),
             seconds=seconds,
             attacked=int(correct.sum()),
             eps=eps,
@@ -189,49 +154,44 @@ class Runner:
         self.memo[key] = result
         return result
 
+    def _stages(
+        self,
+        name: str,
+        kind: AttackKind | None,
+        version: str,
+        eps: float,
+        steps: int,
+        build: Callable[..., Any] | None,
+    ) -> list[tuple[str, Callable[..., torch.Tensor]]]:
+        """The attack as named stages: a composite's components (run as a cascade), else the attack itself."""
+        target = self.model if version == "rand" else self.attacked_model  # APGD's own EOT in the rand version
+        attack = (
+            build(target) if build is not None else kind(target, self.norm, eps, steps, self.seed, self.num_classes)
+        )
+        stages = list(getattr(attack, "attacks", [attack])) if kind is not None and kind.components else [attack]
+        return list(zip(stage_names(name, kind), stages, strict=True))
 
-def margin_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Per-example margin loss max_{j != y} z_j - z_y (positive once misclassified)."""
-    own = logits.gather(1, y[:, None]).squeeze(1)
-    return logits.scatter(1, y[:, None], float("-inf")).amax(1) - own
-
-
-def traced_pgd(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm: str, eps: float, steps: int, seed: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """PGD with the suite's rule (random start, `steps` steps of 2.5 eps/steps, cross-entropy) that keeps its path:
-    the loss (steps+1, n) and whether each iterate is a valid adversarial example (steps+1, n)."""
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    alpha = 2.5 * eps / steps
-    shape = (-1, *[1] * (x.ndim - 1))
-    noise = torch.rand(x.shape, generator=gen).to(x.device) * 2 - 1
-    if norm == "linf":
-        adv = (x + eps * noise).clamp(0, 1)
-    else:
-        adv = (
-            x
-            + noise
-            / noise.flatten(1).norm(dim=1).view(shape)
-            * eps
-            * torch.rand(len(x), 1, generator=gen).to(x.device).view(shape)
-        ).clamp(0, 1)
-    losses, fooled = [], []
-    for step in range(steps + 1):
-        adv = adv.detach().requires_grad_(True)
-        with torch.enable_grad():
-            logits = model(adv)
-            loss = F.cross_entropy(logits, y, reduction="none")
-            grad = torch.autograd.grad(loss.sum(), adv)[0] if step < steps else None
-        losses.append(loss.detach())
-        fooled.append((logits.detach().argmax(1) != y) & within(adv.detach() - x, norm, eps))
-        if grad is None:
-            break
-        if norm == "linf":
-            adv = x + (adv.detach() + alpha * grad.sign() - x).clamp(-eps, eps)
-        else:
-            step_dir = grad / grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(shape)
-            delta = adv.detach() + alpha * step_dir - x
-            delta = delta * (eps / perturbation_norm(delta, "l2").clamp_min(eps)).view(shape)
-            adv = x + delta
-        adv = adv.clamp(0, 1)
-    return torch.stack(losses), torch.stack(fooled)
+    def _cascade(
+        self,
+        stages: list[tuple[str, Callable[..., torch.Tensor]]],
+        x: torch.Tensor,
+        y: torch.Tensor,
+        correct: torch.Tensor,
+        eps: float,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Each stage on the points still robust, seeded per batch: the returned inputs and, per stage, the points
+        it broke validly (misclassified, within eps, inside [0, 1], re-measured here rather than taken from it)."""
+        adv = x.clone()
+        broken_by = {}
+        remaining = correct.clone()
+        for stage_name, stage in stages:
+            idx = torch.nonzero(remaining).squeeze(1)
+            for i in range(0, len(idx), self.batch_size):
+                b = idx[i : i + self.batch_size]
+                torch.manual_seed(self.seed)
+                adv[b] = stage(x[b], y[b]).detach()
+            pred = self.predict(adv, self.batch_size)
+            broken = remaining & (pred != y) & within(adv - x, self.norm, eps) & in_unit_range(adv)
+            broken_by[stage_name] = broken
+            remaining = remaining & ~broken
+        return adv, broken_by
