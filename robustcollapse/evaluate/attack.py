@@ -12,6 +12,7 @@ version.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import torch
@@ -22,7 +23,7 @@ from robustcollapse.attacks import Attacked, AttackKind, Probe, Runner, check_na
 from robustcollapse.attacks.checks.athalye2018 import nondeterministic
 from robustcollapse.config import TestEntry
 from robustcollapse.data import to_float
-from robustcollapse.evaluate.base import Context, TestKind, TestResult, frozen
+from robustcollapse.evaluate.base import Context, TestKind, TestResult, frozen, slug
 from robustcollapse.metrics.spec import MetricSpec, declare
 from robustcollapse.registry import register
 
@@ -101,6 +102,23 @@ class Attack(TestKind):
 
     Params = AttackParams
     title = "attack — robust accuracy"
+    colour = "#d62728"
+
+    @classmethod
+    def figures(cls, doc: dict[str, Any], test_id: str, params: AttackParams, out: Path) -> list[tuple[str, Path]]:
+        from robustcollapse.report import plots  # matplotlib, imported only when a page is made
+
+        curves: dict[str, dict[str, list[tuple[float, float]]]] = {}
+        names = [*params.attacks, "worst"] if len(params.attacks) > 1 else list(params.attacks)
+        for attack in names:
+            for m, metrics in doc["metrics"].items():
+                points = [(e, metrics[k]) for e in params.eps if (k := acc_key(attack, params.norm, e)) in metrics]
+                points = [(e, v) for e, v in points if v is not None]
+                if points:
+                    curves.setdefault(attack, {})[m] = points
+        if not curves:
+            return []
+        return [("Robust accuracy against ε", plots.eps_curves(curves, params.norm, out / f"{slug(test_id)}-eps.png"))]
 
     @classmethod
     def columns(cls, params: AttackParams) -> list[tuple[str, str]]:

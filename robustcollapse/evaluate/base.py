@@ -76,6 +76,7 @@ class TestKind:
 
     Params: ClassVar[type[TestEntry]] = TestEntry
     title: ClassVar[str] = ""
+    colour: ClassVar[str] = "#7f7f7f"  # of its section on the HTML page
 
     @classmethod
     def columns(cls, params: Any) -> list[tuple[str, str]]:
@@ -92,6 +93,16 @@ class TestKind:
         """Custom rich tables for this test, or None for the standard metric x model table."""
         return None
 
+    @classmethod
+    def figures(cls, doc: dict[str, Any], test_id: str, params: Any, out: Path) -> list[tuple[str, Path]]:
+        """The PNGs of this test for the HTML page (caption, path), written under `out`; none by default."""
+        return []
+
     @staticmethod
     def run(ctx: Context, params: Any) -> TestResult:
         raise NotImplementedError
+
+
+def slug(test_id: str) -> str:
+    """A test id as a file-name stem (`attack#2` -> `attack-2`)."""
+    return test_id.replace("#", "-")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from robustcollapse.config import TestEntry
-from robustcollapse.evaluate.base import Context, TestKind, TestResult
+from robustcollapse.evaluate.base import Context, TestKind, TestResult, slug
 from robustcollapse.metrics.calibration import calibration_report
 from robustcollapse.registry import register
 
@@ -21,6 +22,16 @@ class Clean(TestKind):
 
     Params = CleanParams
     title = "clean — accuracy and calibration"
+    colour = "#1f77b4"
+
+    @classmethod
+    def figures(cls, doc: dict[str, Any], test_id: str, params: CleanParams, out: Path) -> list[tuple[str, Path]]:
+        from robustcollapse.report import plots  # matplotlib, imported only when a page is made
+
+        bins = {m: d[test_id]["reliability"] for m, d in doc["details"].items() if "reliability" in d.get(test_id, {})}
+        if not bins:
+            return []
+        return [("Reliability diagrams", plots.reliability_diagram(bins, out / f"{slug(test_id)}-reliability.png"))]
 
     @classmethod
     def columns(cls, params: CleanParams) -> list[tuple[str, str]]:

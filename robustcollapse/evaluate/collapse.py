@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 from robustcollapse.config import TestEntry
-from robustcollapse.evaluate.base import Context, TestKind, TestResult
+from robustcollapse.evaluate.base import Context, TestKind, TestResult, slug
 from robustcollapse.metrics.binarity import gmm_binarity, latent_histograms, sign_codes
 from robustcollapse.metrics.collapse import collapse_report, sphere_report, weight_on_latent
 from robustcollapse.registry import register
@@ -29,6 +30,19 @@ class Collapse(TestKind):
 
     Params = CollapseParams
     title = "collapse — neural-collapse and binarity of the latent z"
+    colour = "#9467bd"
+
+    @classmethod
+    def figures(cls, doc: dict[str, Any], test_id: str, params: CollapseParams, out: Path) -> list[tuple[str, Path]]:
+        from robustcollapse.report import plots  # matplotlib, imported only when a page is made
+
+        figs = []
+        for m, details in doc["details"].items():
+            hists = details.get(test_id, {}).get("latent_histograms")
+            if hists:
+                path = plots.latent_histograms(hists, m, out / f"{slug(test_id)}-latent-{m}.png")
+                figs.append((f"Latent coordinates — {m}", path))
+        return figs
 
     @classmethod
     def columns(cls, params: CollapseParams) -> list[tuple[str, str]]:

@@ -8,6 +8,7 @@ its relative drop vs clean `shift/mean/rel_drop`, and the held-out four apart as
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -19,7 +20,7 @@ from robustcollapse.config import TestEntry
 from robustcollapse.corruptions import EXTRA, STANDARD, corrupt, parameter_set, resolve
 from robustcollapse.data import to_float
 from robustcollapse.data.corrupted import corrupted_folder, read_corrupted
-from robustcollapse.evaluate.base import Context, TestKind, TestResult
+from robustcollapse.evaluate.base import Context, TestKind, TestResult, slug
 from robustcollapse.metrics.calibration import calibration_report
 from robustcollapse.metrics.spec import MetricSpec, declare
 from robustcollapse.registry import register
@@ -75,6 +76,23 @@ class Corruption(TestKind):
 
     Params = CorruptionParams
     title = "corruption — accuracy under common corruptions"
+    colour = "#ff7f0e"
+
+    @classmethod
+    def figures(cls, doc: dict[str, Any], test_id: str, params: CorruptionParams, out: Path) -> list[tuple[str, Path]]:
+        from robustcollapse.report import plots  # matplotlib, imported only when a page is made
+
+        names, levels = resolve(params.corruptions), params.severities
+        grids = {
+            m: (
+                names,
+                levels,
+                [[metrics.get(f"{params.prefix}/{c}/{s}/acc", float("nan")) for s in levels] for c in names],
+            )
+            for m, metrics in doc["metrics"].items()
+        }
+        path = plots.corruption_heatmap(grids, out / f"{slug(test_id)}-heat.png")
+        return [("Accuracy per corruption and severity", path)]
 
     @classmethod
     def namespace(cls, params: CorruptionParams) -> str:

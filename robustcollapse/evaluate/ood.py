@@ -6,6 +6,7 @@ Keys `ood/<set>/<detector>/{auroc,aupr_in,aupr_out,fpr95}` and the means over ne
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -17,7 +18,7 @@ from robustcollapse import registry
 from robustcollapse.config import TestEntry
 from robustcollapse.data import load_dataset, to_float
 from robustcollapse.errors import UserError
-from robustcollapse.evaluate.base import Context, TestKind, TestResult
+from robustcollapse.evaluate.base import Context, TestKind, TestResult, slug
 from robustcollapse.metrics.ood import ood_report, roc_points
 from robustcollapse.models.forward import Pass
 from robustcollapse.ood import SYNTHETIC, DetectorOptions, fit_shape, is_near, make_detector
@@ -87,6 +88,18 @@ class Ood(TestKind):
 
     Params = OodParams
     title = "ood — AUROC and FPR@95TPR (OOD = positive)"
+    colour = "#2ca02c"
+
+    @classmethod
+    def figures(cls, doc: dict[str, Any], test_id: str, params: OodParams, out: Path) -> list[tuple[str, Path]]:
+        from robustcollapse.report import plots  # matplotlib, imported only when a page is made
+
+        figs = []
+        for m, details in doc["details"].items():
+            roc = details.get(test_id, {}).get("roc")
+            if roc:
+                figs.append((f"ROC curves — {m}", plots.roc_curves(roc, m, out / f"{slug(test_id)}-roc-{m}.png")))
+        return figs
 
     @classmethod
     def columns(cls, params: OodParams) -> list[tuple[str, str]]:

@@ -35,6 +35,7 @@ class Reliability(TestKind):
 
     Params = ReliabilityParams
     title = "reliability — misclassification detection (wrong = positive) and selective prediction"
+    colour = "#17becf"
 
     @classmethod
     def columns(cls, params: ReliabilityParams) -> list[tuple[str, str]]:
@@ -129,6 +130,7 @@ class DeepFool(TestKind):
 
     Params = DeepFoolParams
     title = "deepfool — minimal L2 perturbation relative to the image norm"
+    colour = "#e377c2"
 
     @classmethod
     def columns(cls, params: DeepFoolParams) -> list[tuple[str, str]]:

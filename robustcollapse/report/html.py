@@ -15,23 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from robustcollapse import registry
-from robustcollapse.attacks import eps_label
 from robustcollapse.config import Suite
 from robustcollapse.errors import UserError
+from robustcollapse.io import atomic_write_text
+from robustcollapse.metrics.spec import spec_for
 from robustcollapse.report import plots
 from robustcollapse.report.tables import test_flags, untrusted
+from robustcollapse.training.tracking import TRACKED
 
-KIND_COLOURS = {
-    "clean": "#1f77b4",
-    "collapse": "#9467bd",
-    "attack": "#d62728",
-    "deepfool": "#e377c2",
-    "reliability": "#17becf",
-    "ood": "#2ca02c",
-    "corruption": "#ff7f0e",
-    "training": "#8c564b",
-}
-DEFAULT_COLOUR = "#7f7f7f"
+TRAINING_COLOUR = "#8c564b"  # the training section (each test kind names its own colour)
 
 
 @dataclass
@@ -43,18 +35,22 @@ class Section:
     figures: list[tuple[str, Path]] = field(default_factory=list)
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: Any, fmt: str = "") -> str:
+    """A value for the page: a number in its MetricSpec's format (4 significant digits without one), '—' if none."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "—"
-    return f"{value:.4g}" if isinstance(value, float) else html.escape(str(value))
+    if isinstance(value, float):
+        return format(value, fmt or ".4g")
+    return html.escape(str(value))
 
 
-def _metric_table(doc: dict[str, Any], columns: list[tuple[str, str, str]], test_id: str) -> str:
+def _metric_table(doc: dict[str, Any], columns: list[tuple[str, str]], test_id: str) -> str:
     models = list(doc["metrics"])
     head = "".join(f"<th>{html.escape(m)}</th>" for m in models)
     rows = []
-    for key, header, spec in columns:
-        if spec == "flag":
+    for key, header in columns:
+        spec = spec_for(key)
+        if spec is not None and spec.fmt == "flag":
             check = key.rsplit("/", 1)[-1]
             cells = []
             for m in models:
@@ -64,60 +60,11 @@ def _metric_table(doc: dict[str, Any], columns: list[tuple[str, str, str]], test
             cells = []
             for m in models:
                 why = untrusted(doc, m, test_id, key)
-                text = _fmt(doc["metrics"][m].get(key))
+                text = _fmt(doc["metrics"][m].get(key), "" if spec is None else spec.fmt)
                 cells.append(text if why is None else f"<b class=flag title='{html.escape(why)}'>{text} ⚠</b>")
         cells_html = "".join(f"<td>{c}</td>" for c in cells)
         rows.append(f"<tr><th>{html.escape(header)}</th><td class=key>{html.escape(key)}</td>{cells_html}</tr>")
     return f"<table><tr><th>metric</th><th>key</th>{head}</tr>{''.join(rows)}</table>"
-
-
-def _figures_for(doc: dict[str, Any], test_id: str, params: Any, out: Path) -> list[tuple[str, Path]]:
-    """The PNGs of one test, by kind."""
-    kind, models, details = params.kind, list(doc["metrics"]), doc["details"]
-    slug = test_id.replace("#", "-")
-    figs: list[tuple[str, Path]] = []
-    if kind == "clean":
-        bins = {m: details[m][test_id]["reliability"] for m in models if "reliability" in details[m].get(test_id, {})}
-        if bins:
-            figs.append(("Reliability diagrams", plots.reliability_diagram(bins, out / f"{slug}-reliability.png")))
-    elif kind == "attack":
-        curves: dict[str, dict[str, list[tuple[float, float]]]] = {}
-        names = [*params.attacks, "worst"] if len(params.attacks) > 1 else list(params.attacks)
-        for attack in names:
-            for m in models:
-                points = []
-                for eps in params.eps:
-                    value = doc["metrics"][m].get(f"adv/{attack}-{params.norm}-{eps_label(eps)}/acc")
-                    if value is not None:
-                        points.append((eps, value))
-                if points:
-                    curves.setdefault(attack, {})[m] = points
-        if curves:
-            figs.append(("Robust accuracy against ε", plots.eps_curves(curves, params.norm, out / f"{slug}-eps.png")))
-    elif kind == "corruption":
-        from robustcollapse.corruptions import resolve
-
-        names = resolve(params.corruptions)
-        grids = {}
-        for m in models:
-            acc = [
-                [doc["metrics"][m].get(f"{params.prefix}/{c}/{s}/acc", float("nan")) for s in params.severities]
-                for c in names
-            ]
-            grids[m] = (names, params.severities, acc)
-        figs.append(("Accuracy per corruption and severity", plots.corruption_heatmap(grids, out / f"{slug}-heat.png")))
-    elif kind == "ood":
-        for m in models:
-            roc = details[m].get(test_id, {}).get("roc")
-            if roc:
-                figs.append((f"ROC curves — {m}", plots.roc_curves(roc, m, out / f"{slug}-roc-{m}.png")))
-    elif kind == "collapse":
-        for m in models:
-            hists = details[m].get(test_id, {}).get("latent_histograms")
-            if hists:
-                path = plots.latent_histograms(hists, m, out / f"{slug}-latent-{m}.png")
-                figs.append((f"Latent coordinates — {m}", path))
-    return figs
 
 
 def build_sections(doc: dict[str, Any], out: Path) -> list[Section]:
@@ -130,7 +77,7 @@ def build_sections(doc: dict[str, Any], out: Path) -> list[Section]:
     histories = {m: info.get("history") or [] for m, info in doc["models"].items()}
     if any(histories.values()):
         training = Section("training", "Training and collapse over epochs", "training")
-        path = plots.training_curves(histories, out / "training.png")
+        path = plots.training_curves(histories, TRACKED, out / "training.png")
         if path is not None:
             training.figures.append(("Per-epoch curves (fixed training subset)", path))
         rows = "".join(
@@ -146,7 +93,7 @@ def build_sections(doc: dict[str, Any], out: Path) -> list[Section]:
         kind = registry.get("test", params.kind)
         section = Section(f"test-{test_id.replace('#', '-')}", f"{test_id}: {kind.title}", params.kind)
         section.tables.append(_metric_table(doc, kind.columns(params), test_id))
-        section.figures.extend(_figures_for(doc, test_id, params, out))
+        section.figures.extend(kind.figures(doc, test_id, params, out))
         sections.append(section)
     return sections
 
@@ -181,7 +128,7 @@ def render_html(doc: dict[str, Any], sections: list[Section]) -> str:
         f"<nav>{nav}</nav>",
     ]
     for s in sections:
-        colour = KIND_COLOURS.get(s.kind, DEFAULT_COLOUR)
+        colour = TRAINING_COLOUR if s.kind == "training" else registry.get("test", s.kind).colour
         parts.append(f'<section id="{s.anchor}" data-kind="{s.kind}">')
         parts.append(f'<h2 style="background:{colour}">{html.escape(s.title)}</h2>')
         parts.extend(s.tables)
@@ -205,7 +152,5 @@ def write_report(doc: dict[str, Any], out: Path) -> tuple[Path, list[Path]]:
     out.mkdir(parents=True, exist_ok=True)
     sections = build_sections(doc, out)
     page = out / "index.html"
-    tmp = page.with_suffix(".html.tmp")
-    tmp.write_text(render_html(doc, sections), encoding="utf-8")
-    tmp.replace(page)
+    atomic_write_text(page, render_html(doc, sections))
     return page, [p for s in sections for _, p in s.figures]

@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from robustcollapse.corruptions import corrupt  # noqa: E402
+from robustcollapse.metrics.spec import spec_for  # noqa: E402
 
 
 def _show(ax: plt.Axes, image: torch.Tensor) -> None:
@@ -155,21 +156,10 @@ def latent_histograms(hists: list[dict], model: str, path: Path) -> Path:
     return _save(fig, path)
 
 
-TRAINING_PANELS = [
-    ("train_acc", "training accuracy", False),
-    ("test_acc", "test accuracy", False),
-    ("nc/nc1", "NC1 (log)", True),
-    ("nc/etf_means", "class means: distance to simplex ETF", False),
-    ("nc/etf_w", "classifier: distance to simplex ETF", False),
-    ("bin/same_code", "same sign code as class", False),
-    ("bin/two_means_sep", "binarity (2-means separation)", False),
-    ("loss", "training loss (log)", True),
-]
-
-
-def training_curves(histories: dict[str, list[dict]], path: Path) -> Path | None:
-    """Collapse over training: one panel per logged quantity, one line per model, against the epoch."""
-    panels = [p for p in TRAINING_PANELS if any(p[0] in row for h in histories.values() for row in h)]
+def training_curves(histories: dict[str, list[dict]], tracked: list[tuple[str, bool]], path: Path) -> Path | None:
+    """Collapse over training: one panel per logged quantity (key, log scale), one line per model, against the
+    epoch; each panel titled with its key's MetricSpec label."""
+    panels = [(k, log) for k, log in tracked if any(k in row for h in histories.values() for row in h)]
     if not panels:
         return None
     cols = 4
@@ -177,7 +167,9 @@ def training_curves(histories: dict[str, list[dict]], path: Path) -> Path | None
     fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.7 * rows), squeeze=False)
     for ax in axes.flat[len(panels) :]:
         ax.set_axis_off()
-    for ax, (key, label, log) in zip(axes.flat, panels, strict=False):
+    for ax, (key, log) in zip(axes.flat, panels, strict=False):
+        spec = spec_for(key)
+        label = (key if spec is None else spec.label) + (" (log)" if log else "")
         for i, (model, history) in enumerate(histories.items()):
             points = [(row["epoch"], row[key]) for row in history if key in row and row[key] is not None]
             if points:

@@ -8,7 +8,25 @@ import torch
 from robustcollapse.data import Split, to_float
 from robustcollapse.metrics.binarity import sign_codes, two_means_separation
 from robustcollapse.metrics.collapse import collapse_report, weight_on_latent
+from robustcollapse.metrics.spec import MetricSpec, declare
 from robustcollapse.models import Classifier
+
+SPECS = declare(
+    MetricSpec("loss", "training loss", higher_is_better=False),
+    MetricSpec("train_acc", "training accuracy", higher_is_better=True),
+    MetricSpec("test_acc", "test accuracy", higher_is_better=True),
+)
+# The per-epoch history's quantities the report plots, with whether on a log scale.
+TRACKED = [
+    ("train_acc", False),
+    ("test_acc", False),
+    ("nc/nc1", True),
+    ("nc/etf_means", False),
+    ("nc/etf_w", False),
+    ("bin/same_code", False),
+    ("bin/two_means_sep", False),
+    ("loss", True),
+]
 
 
 @torch.inference_mode()

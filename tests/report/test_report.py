@@ -14,10 +14,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from robustcollapse import registry
 from robustcollapse.cli import main
 from robustcollapse.metrics.binarity import latent_histograms, two_means_separation
 from robustcollapse.metrics.ood import roc_points
-from robustcollapse.report.html import KIND_COLOURS
+from robustcollapse.report.html import TRAINING_COLOUR
 
 ROOT = Path(__file__).resolve().parents[2]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -135,6 +136,7 @@ def test_page_renders_its_sections_in_a_headless_browser(smoke_report, tmp_path)
     assert result.returncode == 0 and shot.exists(), result.stderr[-2000:]
     pixels = np.asarray(Image.open(shot).convert("RGB")).reshape(-1, 3)
     for kind in ("training", "clean", "collapse", "attack", "ood", "corruption"):
-        colour = np.array([int(KIND_COLOURS[kind][i : i + 2], 16) for i in (1, 3, 5)])
+        hexa = TRAINING_COLOUR if kind == "training" else registry.get("test", kind).colour
+        colour = np.array([int(hexa[i : i + 2], 16) for i in (1, 3, 5)])
         count = int((np.abs(pixels.astype(int) - colour).sum(1) <= 6).sum())
         assert count > 2000, f"the {kind} section heading did not render ({count} pixels of its colour)"
