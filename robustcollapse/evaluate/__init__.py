@@ -17,6 +17,7 @@ from robustcollapse.evaluate import (  # noqa: F401  (registers the test kinds)
     hierarchy,
     ood,
     reliability,
+    runner,  # and through it training, whose per-epoch MetricSpecs the report reads
 )
 
 
