@@ -66,6 +66,7 @@ class World:
         return self.rank == 0
 
     def __str__(self) -> str:
+        """'rank 1 of 4': how error messages name this process."""
         return f"rank {self.rank} of {self.size}"
 
 
@@ -114,11 +115,26 @@ def setup(device: torch.device) -> torch.device:
         device = torch.device("cuda", here.local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        backend = "nccl" if device.type == "cuda" else "gloo"
-        extra: dict[str, Any] = {"device_id": device} if backend == "nccl" else {}
-        with _failures("joining the process group"):
-            dist.init_process_group(backend=backend, init_method="env://", timeout=timeout(), **extra)
+        _join(here, device)
     return device
+
+
+def _join(here: World, device: torch.device) -> None:
+    """init_process_group over env:// — NCCL for a GPU, gloo otherwise; a rendezvous that fails (a rank never
+    came within the timeout, MASTER_ADDR unset) is one line."""
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    extra: dict[str, Any] = {"device_id": device} if backend == "nccl" else {}
+    limit = timeout()
+    try:
+        dist.init_process_group(
+            backend, init_method="env://", timeout=limit, rank=here.rank, world_size=here.size, **extra
+        )
+    except (RuntimeError, ValueError) as exc:
+        where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
+        raise UserError(
+            f"{here}: could not join the {here.size} processes at {where} within {limit.total_seconds():g} s "
+            f"({_reason(exc)}); start every rank with torchrun"
+        ) from exc
 
 
 def teardown() -> None:
@@ -147,9 +163,13 @@ def _failures(step: str) -> Iterator[None]:
     try:
         yield
     except RuntimeError as exc:  # gloo raises plain RuntimeError, NCCL DistBackendError (a subclass)
-        reason = (str(exc).strip().splitlines() or ["no detail"])[0]
-        reason = reason.split("] ", 1)[-1][:160]  # drop gloo's "[/path/to/pair.cc:545] " prefix
-        raise UserError(f"{world()}: peer lost during {step} ({reason}); re-run to resume") from exc
+        raise UserError(f"{world()}: peer lost during {step} ({_reason(exc)}); re-run to resume") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    """The first sentence of a torch.distributed error, without gloo's "[/path/pair.cc:545] " source prefix."""
+    first = (str(exc).strip().splitlines() or ["no detail"])[0]
+    return first.split("] ", 1)[-1].split(". ")[0][:160]
 
 
 def _group_device() -> torch.device:
@@ -190,7 +210,7 @@ def gather(t: torch.Tensor) -> torch.Tensor:
     size, device = dist.get_world_size(), _group_device()
     header = _header(t).to(device)
     headers = [torch.empty_like(header) for _ in range(size)]
-    with _failures("gather (exchanging shapes)"):
+    with _failures("gather's shape exchange"):
         dist.all_gather(headers, header)
     rows = [h.tolist() for h in headers]
     if any(r[:2] != rows[0][:2] or r[3:] != rows[0][3:] for r in rows):
@@ -214,8 +234,7 @@ def all_sum(t: torch.Tensor) -> torch.Tensor:
     rank: a float sum over ranks adds in another order than one process does and can differ in the last bits."""
     if not _several():
         return t
-    device = _group_device()
-    wire = t if t.device == device else t.to(device)
+    wire = t.to(_group_device()).contiguous()  # `t` itself when it is already a contiguous tensor there
     with _failures("all_sum"):
         dist.all_reduce(wire, op=dist.ReduceOp.SUM)
     if wire is not t:

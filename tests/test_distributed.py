@@ -65,6 +65,8 @@ def collectives(rank: int, port: int, out: str) -> None:
     got["gather/share"] = rd.gather(torch.arange(11)[block.start : block.stop])
     got["all_sum"] = rd.all_sum(torch.tensor([1.5, 2.0]) * (rank + 1))
     got["all_sum/int64"] = rd.all_sum(torch.tensor([3, 4], dtype=torch.int64) * (rank + 1))
+    strided = torch.arange(6.0).reshape(2, 3).T  # not contiguous: summed through a copy, written back in place
+    got["all_sum/strided"] = (rd.all_sum(strided) is strided, strided.clone())
     got["broadcast"] = rd.broadcast_object({"from": rank, "data": [1, 2]})
     try:
         rd.gather(torch.zeros(2, 3 + rank))
@@ -101,6 +103,8 @@ def test_all_sum_and_broadcast(ranks: list[dict]):
     for got in ranks:
         assert got["all_sum"].tolist() == [1.5 * 3, 2.0 * 3]
         assert got["all_sum/int64"].tolist() == [9, 12]
+        in_place, strided = got["all_sum/strided"]
+        assert in_place and torch.equal(strided, 2 * torch.arange(6.0).reshape(2, 3).T)
         assert got["broadcast"] == {"from": 0, "data": [1, 2]}
 
 
@@ -114,8 +118,19 @@ def test_gather_refuses_blocks_of_different_trailing_shape_on_every_rank(ranks: 
         assert "ranks disagree" in got["mismatch"] and "[2, 3]" in got["mismatch"] and "[2, 4]" in got["mismatch"]
 
 
+def meet(out: str, rank: int, size: int = 2) -> None:
+    """Wait until every rank is up (its imports done), so that a short timeout times the collective, not a start
+    delayed by a busy machine."""
+    Path(out, f"up{rank}").touch()
+    deadline = time.monotonic() + 120
+    while not all(Path(out, f"up{r}").exists() for r in range(size)):
+        assert time.monotonic() < deadline, "the other rank never started"
+        time.sleep(0.01)
+
+
 def lose_peer(rank: int, port: int, out: str, how: str) -> None:
     """Rank 1 vanishes (exits, or stays alive but never calls) before a gather; rank 0 records what it saw."""
+    meet(out, rank)
     join_as(rank, 2, port, timeout_s=2)
     rd.barrier()
     if rank == 1:
@@ -139,6 +154,20 @@ def test_a_lost_peer_is_one_line_not_a_hang(tmp_path: Path, how: str):
     assert seen["message"].startswith("rank 0 of 2: peer lost during gather")
     assert seen["message"].endswith("re-run to resume") and "\n" not in seen["message"]
     assert seen["seconds"] < 3.5  # the 2 s timeout (a closed socket fails at once), not forever
+
+
+def test_a_rank_that_never_comes_is_one_line(one_process: None, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv(rd.TIMEOUT_ENV, "1")
+    with pytest.raises(UserError, match="rank 0 of 2: could not join the 2 processes at .* within 1 s") as caught:
+        rd.setup(torch.device("cpu"))  # MASTER_ADDR unset: torch's ValueError, one line
+    assert "MASTER_ADDR" in str(caught.value)
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(free_port()))
+    start = time.monotonic()
+    with pytest.raises(UserError, match="rank 0 of 2: could not join the 2 processes at 127.0.0.1:"):
+        rd.setup(torch.device("cpu"))  # rank 1 never starts: the store's wait times out
+    assert time.monotonic() - start < 10 and not torch.distributed.is_initialized()
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 4, 7, 16])
