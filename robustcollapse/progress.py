@@ -76,6 +76,7 @@ def set_console(console: Console | None) -> None:
 
 
 def _console() -> Console:
+    """The module's console, made on first use (a rich Console on stderr, which decides terminal or not)."""
     if _state.console is None:
         _state.console = Console(stderr=True)
     return _state.console
@@ -85,6 +86,7 @@ class RateColumn(ProgressColumn):
     """Items per second with the loop's own unit ("images/s"); the final rate once the task is finished."""
 
     def render(self, task: Task) -> Text:
+        """Empty until rich has two samples to estimate a rate from."""
         speed = task.finished_speed or task.speed
         unit = task.fields.get("unit", "items")
         return Text("" if speed is None else f"{_number(speed)} {unit}/s", style="progress.data.speed")
@@ -141,12 +143,14 @@ class _Plain:
     """Rate-limited plain lines for one loop, written through the console (so they land above a live display)."""
 
     def __init__(self, console: Console, description: str, total: int | None, unit: str, clock: Clock, every: float):
+        """A loop that starts now by `clock`."""
         self.console, self.description, self.total, self.unit = console, description, total, unit
         self.clock, self.every = clock, every
         self.start = self.last = clock()
         self.done, self.lines = 0, 0
 
     def advance(self, k: int = 1) -> None:
+        """Count k more items; print a line if `every` seconds passed since the last one."""
         self.done += k
         now = self.clock()
         if now - self.last >= self.every:
@@ -154,10 +158,12 @@ class _Plain:
             self._print(status_line(self.description, self.done, self.total, now - self.start, self.unit))
 
     def finish(self, end: str, always: bool) -> None:
+        """The closing line ('done in …' or 'stopped after …'): when `always`, or when the loop printed before."""
         if always or self.lines:
             self._print(status_line(self.description, self.done, self.total, self.clock() - self.start, self.unit, end))
 
     def _print(self, line: str) -> None:
+        """User text is printed literally: no markup, highlighting or emoji codes."""
         self.lines += 1
         self.console.print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
 
