@@ -127,6 +127,7 @@ def eval(
 
     --limit, --epochs, --models and --tests try a heavy suite cheaply; the document records them, and the gate never
     compares it with a document made without them. --strict exits 3 when an attack honesty check fired."""
+    from robustcollapse import distributed
     from robustcollapse.config import load_suite
     from robustcollapse.devices import resolve_device
     from robustcollapse.evaluate.overrides import Overrides, apply_overrides, split_list
@@ -136,8 +137,13 @@ def eval(
     overrides = Overrides(epochs, split_list(models), split_list(tests))
     suite = apply_overrides(load_suite(suite_file or DEFAULT_SUITE), overrides)
     out = json_path or default_output(suite)
-    options = RunOptions(resolve_device(device), data_root, download, limit, overrides)
-    doc = run_suite(suite, out, options, console)
+    options = RunOptions(distributed.setup(resolve_device(device)), data_root, download, limit, overrides)
+    try:
+        doc = run_suite(suite, out, options, console)
+    finally:
+        distributed.teardown()
+    if not distributed.is_main():
+        return
     print_results(doc, suite, console)
     console.print(f"results: [bold]{escape(str(out))}[/]")
     fired = fired_checks(doc) if strict else []

@@ -8,6 +8,7 @@ does nothing when there is one process, so the same code path serves a laptop an
 - `share(n)`: this rank's contiguous block of `range(n)`; the blocks of ranks 0..N−1 laid end to end are range(n).
 - `gather(t)`: the blocks' per-example results concatenated in rank order, on every rank — so a gathered tensor is
   the very tensor one process would have computed, and the document from N processes equals the one from 1.
+- `map_chunks(n, size, fn)`: a batched loop over range(n) split between the ranks by whole batches, gathered.
 - `all_sum(t)`, `broadcast_object(obj)`, `barrier()`.
 
 A lost peer must not hang a run forever: the process group has a timeout (ROBUSTCOLLAPSE_DIST_TIMEOUT seconds,
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import datetime
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -208,23 +209,49 @@ def gather(t: torch.Tensor) -> torch.Tensor:
     if not _several():
         return t
     size, device = dist.get_world_size(), _group_device()
+    rows = _exchange_headers(t, size, device)
+    lengths = [r[2] for r in rows]
+    ref = next((r for r in rows if r[2] > 0), rows[0])  # an empty block takes its kind from a non-empty one
+    dtype = _DTYPES[ref[0]]
+    wire = t.to(device=device, dtype=torch.uint8 if dtype == torch.bool else dtype).contiguous()
+    padded = torch.zeros((max(lengths), *ref[3 : 2 + ref[1]]), dtype=wire.dtype, device=device)
+    padded[: len(t)] = wire.reshape(len(t), *padded.shape[1:])
+    blocks = [torch.empty_like(padded) for _ in range(size)]
+    with _failures("gather"):
+        dist.all_gather(blocks, padded)
+    out = torch.cat([block[:n] for block, n in zip(blocks, lengths, strict=True)])
+    return out.to(device=t.device, dtype=dtype)
+
+
+def _exchange_headers(t: torch.Tensor, size: int, device: torch.device) -> list[list[int]]:
+    """Every rank's (dtype, ndim, shape) header; the non-empty blocks must agree on dtype and trailing shape."""
     header = _header(t).to(device)
     headers = [torch.empty_like(header) for _ in range(size)]
     with _failures("gather's shape exchange"):
         dist.all_gather(headers, header)
     rows = [h.tolist() for h in headers]
-    if any(r[:2] != rows[0][:2] or r[3:] != rows[0][3:] for r in rows):
+    full = [r for r in rows if r[2] > 0]
+    if any(r[:2] != full[0][:2] or r[3:] != full[0][3:] for r in full):
         shapes = [f"rank {i}: dtype #{r[0]} shape {r[2 : 2 + r[1]]}" for i, r in enumerate(rows)]
         raise ValueError(f"gather: ranks disagree on dtype or trailing shape ({'; '.join(shapes)})")
-    lengths = [r[2] for r in rows]
-    wire = t.to(device=device, dtype=torch.uint8 if t.dtype == torch.bool else t.dtype).contiguous()
-    padded = wire.new_zeros((max(lengths), *t.shape[1:]))
-    padded[: len(t)] = wire
-    blocks = [torch.empty_like(padded) for _ in range(size)]
-    with _failures("gather"):
-        dist.all_gather(blocks, padded)
-    out = torch.cat([block[:n] for block, n in zip(blocks, lengths, strict=True)])
-    return out.to(device=t.device, dtype=t.dtype)
+    return rows
+
+
+def map_chunks(
+    n: int, size: int, fn: Callable[[int, int], tuple[torch.Tensor, ...]], count: int = 1
+) -> tuple[torch.Tensor, ...]:
+    """`fn(start, stop)` over the chunks [0, size), [size, 2 size), … of range(n), this rank taking its `share` of
+    the chunks; each of the `count` tensors fn returns, concatenated in chunk order on every rank.
+
+    A chunk is computed exactly as the one-process loop computes it (same start, same stop, same seed inside fn),
+    so the gathered tensors are the ones one process makes, whatever the number of ranks. `fn` must not itself
+    call collectives (every rank runs a different number of chunks)."""
+    chunks = range(0, n, size)
+    mine = [fn(start, min(start + size, n)) for start in (chunks[k] for k in share(len(chunks)))]
+    if not _several():
+        return tuple(torch.cat([m[i] for m in mine]) if mine else torch.empty(0) for i in range(count))
+    local = [torch.cat([m[i] for m in mine]) if mine else torch.empty(0) for i in range(count)]
+    return tuple(gather(t) for t in local)
 
 
 def all_sum(t: torch.Tensor) -> torch.Tensor:
@@ -268,6 +295,7 @@ __all__ = [
     "broadcast_object",
     "gather",
     "is_main",
+    "map_chunks",
     "setup",
     "share",
     "teardown",

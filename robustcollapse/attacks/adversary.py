@@ -22,6 +22,7 @@ from torch import nn
 from robustcollapse import registry
 from robustcollapse.attacks.library import AttackKind
 from robustcollapse.attacks.threat import in_unit_range, perturbation_norm, within
+from robustcollapse.distributed import map_chunks
 
 
 class Expectation(nn.Module):
@@ -87,8 +88,12 @@ class Runner:
     def predict(self, x: torch.Tensor, batch_size: int, model: nn.Module | None = None) -> torch.Tensor:
         """Predicted classes of x, in batches of `batch_size`, by `model` (default: the runner's model)."""
         net = model or self.model
-        with torch.inference_mode():
-            return torch.cat([net(x[i : i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+
+        def batch(start: int, stop: int) -> tuple[torch.Tensor]:
+            with torch.inference_mode():
+                return (net(x[start:stop]).argmax(1),)
+
+        return map_chunks(len(x), batch_size, batch)[0].to(x.device)
 
     def clean_correct(self, n: int) -> torch.Tensor:
         """Which of the first n points the model gets right (one pass over all points, computed once)."""
@@ -180,18 +185,30 @@ class Runner:
         eps: float,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Each stage on the points still robust, seeded per batch: the returned inputs and, per stage, the points
-        it broke validly (misclassified, within eps, inside [0, 1], re-measured here rather than taken from it)."""
+        it broke validly (misclassified, within eps, inside [0, 1], re-measured here rather than taken from it).
+        Under torchrun each rank attacks its share of the batches; every rank gets every adversarial input."""
         adv = x.clone()
         broken_by = {}
         remaining = correct.clone()
         for stage_name, stage in stages:
             idx = torch.nonzero(remaining).squeeze(1)
-            for i in range(0, len(idx), self.batch_size):
-                b = idx[i : i + self.batch_size]
-                torch.manual_seed(self.seed)
-                adv[b] = stage(x[b], y[b]).detach()
+            if len(idx):
+                adv[idx] = self._attack_points(stage, x, y, idx).to(adv.device, adv.dtype)
             pred = self.predict(adv, self.batch_size)
             broken = remaining & (pred != y) & within(adv - x, self.norm, eps) & in_unit_range(adv)
             broken_by[stage_name] = broken
             remaining = remaining & ~broken
         return adv, broken_by
+
+    def _attack_points(
+        self, stage: Callable[..., torch.Tensor], x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor
+    ) -> torch.Tensor:
+        """One stage on the points `idx`, in batches each seeded alike (so a batch's result does not depend on
+        which rank ran it or what ran before): their adversarial inputs, in the order of `idx`."""
+
+        def batch(start: int, stop: int) -> tuple[torch.Tensor]:
+            b = idx[start:stop]
+            torch.manual_seed(self.seed)
+            return (stage(x[b], y[b]).detach(),)
+
+        return map_chunks(len(idx), self.batch_size, batch)[0]

@@ -20,9 +20,11 @@ from robustcollapse.config import TestEntry
 from robustcollapse.corruptions import EXTRA, STANDARD, corrupt, parameter_set, resolve
 from robustcollapse.data import to_float
 from robustcollapse.data.corrupted import corrupted_folder, read_corrupted
+from robustcollapse.distributed import map_chunks
 from robustcollapse.evaluate.base import Context, TestKind, TestResult, slug
 from robustcollapse.metrics.calibration import calibration_report
 from robustcollapse.metrics.spec import MetricSpec, declare
+from robustcollapse.models.forward import forward_batch
 from robustcollapse.registry import register
 
 SPECS = declare(MetricSpec("*/rel_drop", "relative accuracy drop from clean", higher_is_better=False))
@@ -174,21 +176,18 @@ class Corruption(TestKind):
 
 
 def _generated_logits(ctx: Context, params: CorruptionParams, name: str, severity: int, n: int) -> torch.Tensor:
-    """Logits of the first n test images corrupted here, batch by batch; each image is seeded by its index."""
+    """Logits of the first n test images corrupted here, batch by batch (split between ranks under torchrun);
+    each image is seeded by its index, so where it is corrupted does not change it."""
     x, device = ctx.test_split.x[:n], ctx.test_split.x.device
-    out = []
-    for i in range(0, n, ctx.batch_size):
-        index = torch.arange(i, min(i + ctx.batch_size, n), device=device)
+
+    def batch(start: int, stop: int) -> tuple[torch.Tensor]:
+        index = torch.arange(start, stop, device=device)
         images = corrupt(
-            to_float(x[i : i + ctx.batch_size]),
-            name,
-            severity,
-            seed=ctx.seed,
-            index=index,
-            parameters=params.parameters,
+            to_float(x[start:stop]), name, severity, seed=ctx.seed, index=index, parameters=params.parameters
         )
-        out.append(ctx.pass_over(images).logits)
-    return torch.cat(out)
+        return (forward_batch(ctx.model, images)[1],)
+
+    return map_chunks(n, ctx.batch_size, batch)[0].to(device)
 
 
 def _cell_metrics(

@@ -23,6 +23,7 @@ from rich.markup import escape
 from robustcollapse import registry
 from robustcollapse.config import ModelEntry, Suite, TestEntry
 from robustcollapse.data import Dataset, Split, hold_out, load_dataset
+from robustcollapse.distributed import broadcast_object, is_main, world
 from robustcollapse.errors import UserError
 from robustcollapse.evaluate.base import Context, TestResult
 from robustcollapse.evaluate.overrides import Overrides
@@ -85,6 +86,7 @@ def environment(device: torch.device, seed: int) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "git_revision": rev,
         "seed": seed,
+        "processes": world().size,
     }
 
 
@@ -112,6 +114,8 @@ def run_suite(suite: Suite, out: Path, options: RunOptions, console: Console) ->
     with `status: interrupted` to `interrupted_path(out)` and re-raises; a rerun with the same suite and limit
     skips what finished. `out` is written only when every test finished.
     """
+    if not is_main():  # under torchrun every rank computes its share; rank 0 alone prints and writes
+        return _run(suite, out, options, Console(quiet=True))
     check_output(out, "--json", protected_inputs(suite))
     with exclusive(out):
         for path in (out, partial_path(out), interrupted_path(out)):
@@ -161,7 +165,7 @@ def plan(suite: Suite, out: Path, options: RunOptions) -> Plan:
     doc = new_document(suite.model_dump(mode="json"), environment(options.device, suite.seed))
     doc["suite"]["limit"] = limit
     doc["overrides"] = ({"limit": options.limit} if options.limit is not None else {}) | options.overrides.record()
-    state = _load_partial(partial_path(out), fingerprint(suite, limit))
+    state = broadcast_object(_load_partial(partial_path(out), fingerprint(suite, limit)) if is_main() else None)
     tests = dict(zip(suite.test_ids(), suite.test_entries(), strict=True))
     return Plan(suite, out, limit, data, heldout, tests, doc, state)
 
@@ -176,18 +180,25 @@ def _run(suite: Suite, out: Path, options: RunOptions, console: Console) -> dict
                     console.print(f"[dim]✓ {escape(entry.name)} / {escape(test_id)}: finished earlier, skipped[/]")
                 else:
                     done[test_id] = run_test(ctx, entry.name, test_id, params, suite.seed, console)
-                    write_json(p.partial, p.state)
+                    _write(p.partial, p.state)
                 record(p.doc, entry.name, test_id, done[test_id])
     except KeyboardInterrupt:
         p.doc["status"] = "interrupted"
-        write_json(interrupted_path(out), p.doc)
+        _write(interrupted_path(out), p.doc)
         console.print(f"finished so far: {interrupted_path(out)} (resume state {p.partial})", markup=False)
         raise
     p.doc["status"] = "complete"
-    write_json(out, p.doc)
-    p.partial.unlink(missing_ok=True)
-    interrupted_path(out).unlink(missing_ok=True)
+    if is_main():
+        write_json(out, p.doc)
+        p.partial.unlink(missing_ok=True)
+        interrupted_path(out).unlink(missing_ok=True)
     return p.doc
+
+
+def _write(path: Path, obj: dict[str, Any]) -> None:
+    """Write a document or the resume state: rank 0's job alone."""
+    if is_main():
+        write_json(path, obj)
 
 
 def open_model(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from robustcollapse.data import to_float
+from robustcollapse.distributed import map_chunks
 from robustcollapse.models.classifier import Classifier
 
 
@@ -21,13 +22,21 @@ class Pass:
 
 @torch.inference_mode()
 def forward_pass(model: Classifier, images: torch.Tensor, batch_size: int, labels: torch.Tensor | None = None) -> Pass:
-    """z and logits of images (uint8, or float in [0, 1]), batched, in eval mode; labels -1 when not given."""
+    """z and logits of images (uint8, or float in [0, 1]), batched, in eval mode; labels -1 when not given.
+
+    Under torchrun each rank computes its share of the batches and every rank gets all of them, in order."""
     model.eval()
-    zs, logits = [], []
-    for i in range(0, len(images), batch_size):
-        batch = images[i : i + batch_size]
-        z, out = model.forward_all(to_float(batch) if batch.dtype == torch.uint8 else batch)
-        zs.append(z.float())
-        logits.append(out.float())
+
+    def batch(start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return forward_batch(model, images[start:stop])
+
+    z, logits = map_chunks(len(images), batch_size, batch, count=2)
     y = labels if labels is not None else torch.full((len(images),), -1, dtype=torch.long, device=images.device)
-    return Pass(torch.cat(zs), torch.cat(logits), y)
+    return Pass(z.to(images.device), logits.to(images.device), y)
+
+
+@torch.inference_mode()
+def forward_batch(model: Classifier, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """z and logits (float32) of one batch on this process alone: for loops that are already split between ranks."""
+    z, out = model.forward_all(to_float(images) if images.dtype == torch.uint8 else images)
+    return z.float(), out.float()
