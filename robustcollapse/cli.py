@@ -110,6 +110,9 @@ download_option = click.option("--download", is_flag=True, help="Let torchvision
 @click.option("--models", "models", default=None, help="Comma-separated model names to run (default: all).")
 @click.option("--tests", "tests", default=None, help="Comma-separated test ids, names or kinds to run (default: all).")
 @click.option("--strict", is_flag=True, help="Exit 3 when any attack honesty check fires.")
+@click.option(
+    "--quiet", is_flag=True, help="No progress bars or progress lines (tables, warnings, errors still print)."
+)
 @friendly
 def eval(
     suite_file: Path | None,
@@ -122,18 +125,21 @@ def eval(
     models: str | None,
     tests: str | None,
     strict: bool,
+    quiet: bool,
 ) -> None:
     """Run a suite (default suites/mnist.yaml): train missing models, evaluate, print tables, write JSON.
 
     --limit, --epochs, --models and --tests try a heavy suite cheaply; the document records them, and the gate never
     compares it with a document made without them. --strict exits 3 when an attack honesty check fired."""
-    from robustcollapse import distributed
+    from robustcollapse import distributed, progress
     from robustcollapse.config import load_suite
     from robustcollapse.devices import resolve_device
     from robustcollapse.evaluate.overrides import Overrides, apply_overrides, split_list
     from robustcollapse.evaluate.runner import RunOptions, default_output, run_suite
     from robustcollapse.report.tables import fired_checks, print_results
 
+    progress.set_quiet(quiet)
+    progress.set_console(err_console)
     overrides = Overrides(epochs, split_list(models), split_list(tests))
     suite = apply_overrides(load_suite(suite_file or DEFAULT_SUITE), overrides)
     out = json_path or default_output(suite)

@@ -238,16 +238,25 @@ def _exchange_headers(t: torch.Tensor, size: int, device: torch.device) -> list[
 
 
 def map_chunks(
-    n: int, size: int, fn: Callable[[int, int], tuple[torch.Tensor, ...]], count: int = 1
+    n: int,
+    size: int,
+    fn: Callable[[int, int], tuple[torch.Tensor, ...]],
+    count: int = 1,
+    advance: Callable[[int], None] | None = None,
 ) -> tuple[torch.Tensor, ...]:
     """`fn(start, stop)` over the chunks [0, size), [size, 2 size), … of range(n), this rank taking its `share` of
     the chunks; each of the `count` tensors fn returns, concatenated in chunk order on every rank.
 
     A chunk is computed exactly as the one-process loop computes it (same start, same stop, same seed inside fn),
     so the gathered tensors are the ones one process makes, whatever the number of ranks. `fn` must not itself
-    call collectives (every rank runs a different number of chunks)."""
+    call collectives (every rank runs a different number of chunks). `advance(k)` is told of each chunk's items,
+    scaled by the number of ranks (rank 0's share stands for everyone's: the ranks run in step)."""
     chunks = range(0, n, size)
-    mine = [fn(start, min(start + size, n)) for start in (chunks[k] for k in share(len(chunks)))]
+    mine = []
+    for start in (chunks[k] for k in share(len(chunks))):
+        mine.append(fn(start, min(start + size, n)))
+        if advance is not None:
+            advance((min(start + size, n) - start) * world().size)
     if not _several():
         return tuple(torch.cat([m[i] for m in mine]) if mine else torch.empty(0) for i in range(count))
     local = [torch.cat([m[i] for m in mine]) if mine else torch.empty(0) for i in range(count)]

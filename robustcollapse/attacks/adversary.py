@@ -23,6 +23,7 @@ from robustcollapse import registry
 from robustcollapse.attacks.library import AttackKind
 from robustcollapse.attacks.threat import in_unit_range, perturbation_norm, within
 from robustcollapse.distributed import map_chunks
+from robustcollapse.progress import track
 
 
 class Expectation(nn.Module):
@@ -192,8 +193,9 @@ class Runner:
         remaining = correct.clone()
         for stage_name, stage in stages:
             idx = torch.nonzero(remaining).squeeze(1)
-            if len(idx):
-                adv[idx] = self._attack_points(stage, x, y, idx).to(adv.device, adv.dtype)
+            with track(len(idx), f"{stage_name} {self.norm} eps {eps:.4g}", unit="points") as advance:
+                if len(idx):
+                    adv[idx] = self._attack_points(stage, x, y, idx, advance).to(adv.device, adv.dtype)
             pred = self.predict(adv, self.batch_size)
             broken = remaining & (pred != y) & within(adv - x, self.norm, eps) & in_unit_range(adv)
             broken_by[stage_name] = broken
@@ -201,7 +203,12 @@ class Runner:
         return adv, broken_by
 
     def _attack_points(
-        self, stage: Callable[..., torch.Tensor], x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor
+        self,
+        stage: Callable[..., torch.Tensor],
+        x: torch.Tensor,
+        y: torch.Tensor,
+        idx: torch.Tensor,
+        advance: Callable[[int], None],
     ) -> torch.Tensor:
         """One stage on the points `idx`, in batches each seeded alike (so a batch's result does not depend on
         which rank ran it or what ran before): their adversarial inputs, in the order of `idx`."""
@@ -211,4 +218,4 @@ class Runner:
             torch.manual_seed(self.seed)
             return (stage(x[b], y[b]).detach(),)
 
-        return map_chunks(len(idx), self.batch_size, batch)[0]
+        return map_chunks(len(idx), self.batch_size, batch, advance=advance)[0]

@@ -25,6 +25,7 @@ from robustcollapse.evaluate.base import Context, TestKind, TestResult, slug
 from robustcollapse.metrics.calibration import calibration_report
 from robustcollapse.metrics.spec import MetricSpec, declare
 from robustcollapse.models.forward import forward_batch
+from robustcollapse.progress import iterate
 from robustcollapse.registry import register
 
 SPECS = declare(MetricSpec("*/rel_drop", "relative accuracy drop from clean", higher_is_better=False))
@@ -159,17 +160,17 @@ class Corruption(TestKind):
         clean_y = clean_pass.y[:n]
         clean_acc = calibration_report(clean_pass.logits[:n], clean_y, n_bins=params.bins)["acc"]
         metrics: dict[str, float] = {f"{params.prefix}/clean/acc": clean_acc}
-        for name in names:
-            for s in params.severities:
-                if folder is not None:
-                    split = read_corrupted(folder, name, s, n).to(ctx.test_split.x.device)
-                    logits, y = ctx.pass_over(split.x).logits, split.y
-                else:
-                    logits, y = _generated_logits(ctx, params, name, s, n), clean_y
-                metrics.update(_cell_metrics(logits, y, f"{params.prefix}/{name}/{s}", params.bins, ctx.temperature))
-            metrics[f"{params.prefix}/{name}/acc"] = _mean(
-                [metrics[f"{params.prefix}/{name}/{s}/acc"] for s in params.severities]
-            )
+        cells = [(c, s) for c in names for s in params.severities]
+        for name, s in iterate(cells, f"{len(names)} corruptions x {len(params.severities)} severities", "cells"):
+            if folder is not None:
+                split = read_corrupted(folder, name, s, n).to(ctx.test_split.x.device)
+                logits, y = ctx.pass_over(split.x).logits, split.y
+            else:
+                logits, y = _generated_logits(ctx, params, name, s, n), clean_y
+            metrics.update(_cell_metrics(logits, y, f"{params.prefix}/{name}/{s}", params.bins, ctx.temperature))
+            if s == params.severities[-1]:
+                levels = [metrics[f"{params.prefix}/{name}/{v}/acc"] for v in params.severities]
+                metrics[f"{params.prefix}/{name}/acc"] = _mean(levels)
         metrics.update(_group_means(metrics, params, names, clean_acc, ctx.temperature is not None))
         details.update({"n": n, "corruptions": names, "severities": params.severities})
         return TestResult(metrics, details)

@@ -22,6 +22,7 @@ from robustcollapse.evaluate.base import Context, TestKind, TestResult, slug
 from robustcollapse.metrics.ood import ood_report, roc_points
 from robustcollapse.models.forward import Pass
 from robustcollapse.ood import SYNTHETIC, DetectorOptions, fit_shape, is_near, make_detector
+from robustcollapse.progress import iterate
 from robustcollapse.registry import register
 
 
@@ -153,7 +154,7 @@ class Ood(TestKind):
         groups = {"near": [s for s in params.sets if s in near], "far": [s for s in params.sets if s not in near]}
         sizes: dict[str, int] = {}
         roc: dict[str, dict[str, dict[str, list[float]]]] = {}
-        for set_name in params.sets:
+        for set_name in iterate(params.sets, f"{len(params.sets)} OOD sets", "sets"):
             images = ood_images(ctx, set_name, len(id_images))  # as many as in-distribution (a --limit bounds both)
             sizes[set_name] = len(images)
             ood_pass = ctx.pass_over(images)

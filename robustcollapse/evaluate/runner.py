@@ -31,6 +31,7 @@ from robustcollapse.evaluate.temperature import model_temperature
 from robustcollapse.io import check_output, exclusive, remove_stale_temporaries, write_json
 from robustcollapse.models.checkpoint import sidecar_path
 from robustcollapse.models.zoo import checkpoint_path, model_view, recipe_groups, resolved_recipe
+from robustcollapse.progress import track
 from robustcollapse.report.document import new_document
 from robustcollapse.training.recipes import obtain_model
 from robustcollapse.version import __version__
@@ -172,16 +173,19 @@ def plan(suite: Suite, out: Path, options: RunOptions) -> Plan:
 
 def _run(suite: Suite, out: Path, options: RunOptions, console: Console) -> dict[str, Any]:
     p = plan(suite, out, options)
+    pairs = f"{suite.name}: {len(suite.models)} models x {len(p.tests)} tests"
     try:
-        for entry in suite.models:
-            ctx, done = open_model(p, entry, options, console)
-            for test_id, params in p.tests.items():
-                if test_id in done:
-                    console.print(f"[dim]✓ {escape(entry.name)} / {escape(test_id)}: finished earlier, skipped[/]")
-                else:
-                    done[test_id] = run_test(ctx, entry.name, test_id, params, suite.seed, console)
-                    _write(p.partial, p.state)
-                record(p.doc, entry.name, test_id, done[test_id])
+        with track(len(suite.models) * len(p.tests), pairs, unit="tests") as advance:
+            for entry in suite.models:
+                ctx, done = open_model(p, entry, options, console)
+                for test_id, params in p.tests.items():
+                    if test_id in done:
+                        console.print(f"[dim]✓ {escape(entry.name)} / {escape(test_id)}: finished earlier, skipped[/]")
+                    else:
+                        done[test_id] = run_test(ctx, entry.name, test_id, params, suite.seed, console)
+                        _write(p.partial, p.state)
+                    record(p.doc, entry.name, test_id, done[test_id])
+                    advance(1)
     except KeyboardInterrupt:
         p.doc["status"] = "interrupted"
         _write(interrupted_path(out), p.doc)
@@ -256,15 +260,16 @@ def run_test(ctx: Context, model: str, test_id: str, params: TestEntry, seed: in
     """One test on one model, seeded the same whatever ran before it: its metrics, details, flags and seconds."""
     torch.manual_seed(seed)
     start = time.perf_counter()
-    with console.status(escape(f"{model} / {test_id}…")):
-        result: TestResult = registry.get("test", params.kind).run(ctx, params)
+    result: TestResult = registry.get("test", params.kind).run(ctx, params)
+    seconds = time.perf_counter() - start
+    console.print(f"[dim]✓ {escape(model)} / {escape(test_id)} ({seconds:.1f} s)[/]")
     for warning in result.details.get("warnings", []):
         console.print(f"warning: {model} / {test_id}: {warning}", style="yellow", markup=False)
     return {
         "metrics": result.metrics,
         "details": result.details,
         "flags": result.flags,
-        "seconds": time.perf_counter() - start,
+        "seconds": seconds,
     }
 
 

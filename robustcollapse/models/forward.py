@@ -9,6 +9,7 @@ import torch
 from robustcollapse.data import to_float
 from robustcollapse.distributed import map_chunks
 from robustcollapse.models.classifier import Classifier
+from robustcollapse.progress import track
 
 
 @dataclass
@@ -30,7 +31,8 @@ def forward_pass(model: Classifier, images: torch.Tensor, batch_size: int, label
     def batch(start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
         return forward_batch(model, images[start:stop])
 
-    z, logits = map_chunks(len(images), batch_size, batch, count=2)
+    with track(len(images), "forward pass", unit="images") as advance:
+        z, logits = map_chunks(len(images), batch_size, batch, count=2, advance=advance)
     y = labels if labels is not None else torch.full((len(images),), -1, dtype=torch.long, device=images.device)
     return Pass(z.to(images.device), logits.to(images.device), y)
 
