@@ -25,13 +25,13 @@ from typing import NamedTuple
 import pytest
 import torch
 import torch.nn.functional as F
-from robustcollapse.train import train_model
 from torch.profiler import ProfilerActivity, profile
 
 from robustcollapse import registry
 from robustcollapse.config import Recipe
 from robustcollapse.corruptions import CORRUPTIONS, corrupt
 from robustcollapse.data import load_dataset, to_float
+from robustcollapse.training.loop import train_model
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [
