@@ -110,9 +110,9 @@ download_option = click.option("--download", is_flag=True, help="Let torchvision
 @click.option("--models", "models", default=None, help="Comma-separated model names to run (default: all).")
 @click.option("--tests", "tests", default=None, help="Comma-separated test ids, names or kinds to run (default: all).")
 @click.option("--strict", is_flag=True, help="Exit 3 when any attack honesty check fires.")
-@click.option(
-    "--quiet", is_flag=True, help="No progress bars or progress lines (tables, warnings, errors still print)."
-)
+@click.option("--quiet", is_flag=True, help="No progress bars or lines (tables, warnings, errors still print).")
+@click.option("--bf16", is_flag=True, help="Evaluate under bfloat16 autocast (recorded; never gated against fp32).")
+@click.option("--channels-last", is_flag=True, help="Models in channels-last memory format (faster convs on GPUs).")
 @friendly
 def eval(
     suite_file: Path | None,
@@ -126,6 +126,8 @@ def eval(
     tests: str | None,
     strict: bool,
     quiet: bool,
+    bf16: bool,
+    channels_last: bool,
 ) -> None:
     """Run a suite (default suites/mnist.yaml): train missing models, evaluate, print tables, write JSON.
 
@@ -144,6 +146,7 @@ def eval(
     suite = apply_overrides(load_suite(suite_file or DEFAULT_SUITE), overrides)
     out = json_path or default_output(suite)
     options = RunOptions(distributed.setup(resolve_device(device)), data_root, download, limit, overrides)
+    options.bf16, options.channels_last = bf16, channels_last
     try:
         doc = run_suite(suite, out, options, console)
     finally:

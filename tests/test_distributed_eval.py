@@ -96,3 +96,18 @@ def test_a_lost_rank_fails_the_run_and_the_rerun_resumes(trained: Path):
     for test in ("clean", "collapse", "attack"):
         assert f"baseline / {test}: finished earlier, skipped" in rerun.stdout
     assert json.loads((trained / "lost.json").read_text())["status"] == "complete"
+
+
+def test_bf16_and_channels_last_are_recorded_and_move_the_numbers_little(trained: Path):
+    base = [sys.executable, "-m", "robustcollapse", "eval", "suites/smoke.yaml", "--device", "cpu", "--quiet"]
+    base += [*LIMIT, "--tests", "clean,collapse"]
+    fp32 = run([*base, "--json", "fp32.json"], trained)
+    bf16 = run([*base, "--bf16", "--channels-last", "--json", "bf16.json"], trained)
+    assert fp32.returncode == 0 and bf16.returncode == 0, bf16.stderr[-2000:]
+    a, b = (json.loads((trained / f).read_text()) for f in ("fp32.json", "bf16.json"))
+    assert b["overrides"] == a["overrides"] | {"bf16": True, "channels_last": True}
+    for model in a["metrics"]:
+        assert abs(b["metrics"][model]["clean/acc"] - a["metrics"][model]["clean/acc"]) <= 1 / 32
+        assert b["metrics"][model]["clean/nll"] != a["metrics"][model]["clean/nll"], "autocast did not take effect"
+    gate = run([sys.executable, "-m", "robustcollapse", "compare", "fp32.json", "bf16.json"], trained)
+    assert gate.returncode == 1 and "other command-line overrides" in gate.stderr

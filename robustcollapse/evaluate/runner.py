@@ -45,6 +45,13 @@ class RunOptions:
     limit: int | None = None
     overrides: Overrides = field(default_factory=Overrides)
     modules: dict[str, torch.nn.Module] = field(default_factory=dict)  # in-memory models (the Python API), by name
+    bf16: bool = False  # evaluate under bfloat16 autocast
+    channels_last: bool = False  # models (and so their convolutions) in channels-last memory format
+
+    def numerics(self) -> dict[str, bool]:
+        """The evaluation's numerics when they are not the default fp32 / contiguous: recorded with the overrides
+        (the gate never compares them with a default run) and part of what a resumed run must match."""
+        return {k: True for k, on in (("bf16", self.bf16), ("channels_last", self.channels_last)) if on}
 
 
 def default_output(suite: Suite) -> Path:
@@ -91,9 +98,12 @@ def environment(device: torch.device, seed: int) -> dict[str, Any]:
     }
 
 
-def fingerprint(suite: Suite, limit: int | None) -> str:
-    """What must match for a partial run to be resumed: the validated suite and the example limit."""
-    blob = json.dumps({"suite": suite.model_dump(mode="json"), "limit": limit}, sort_keys=True)
+def fingerprint(suite: Suite, limit: int | None, numerics: dict[str, bool] | None = None) -> str:
+    """What must match for a partial run to be resumed: the validated suite, the example limit and the numerics."""
+    what: dict[str, Any] = {"suite": suite.model_dump(mode="json"), "limit": limit} | (
+        {"numerics": numerics} if numerics else {}
+    )
+    blob = json.dumps(what, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -165,8 +175,10 @@ def plan(suite: Suite, out: Path, options: RunOptions) -> Plan:
         raise UserError(f"{suite._source or suite.name}: {exc}") from None
     doc = new_document(suite.model_dump(mode="json"), environment(options.device, suite.seed))
     doc["suite"]["limit"] = limit
-    doc["overrides"] = ({"limit": options.limit} if options.limit is not None else {}) | options.overrides.record()
-    state = broadcast_object(_load_partial(partial_path(out), fingerprint(suite, limit)) if is_main() else None)
+    limited = {"limit": options.limit} if options.limit is not None else {}
+    doc["overrides"] = limited | options.overrides.record() | options.numerics()
+    fp = fingerprint(suite, limit, options.numerics())
+    state = broadcast_object(_load_partial(partial_path(out), fp) if is_main() else None)
     tests = dict(zip(suite.test_ids(), suite.test_entries(), strict=True))
     return Plan(suite, out, limit, data, heldout, tests, doc, state)
 
@@ -182,7 +194,8 @@ def _run(suite: Suite, out: Path, options: RunOptions, console: Console) -> dict
                     if test_id in done:
                         console.print(f"[dim]✓ {escape(entry.name)} / {escape(test_id)}: finished earlier, skipped[/]")
                     else:
-                        done[test_id] = run_test(ctx, entry.name, test_id, params, suite.seed, console)
+                        with torch.autocast(options.device.type, dtype=torch.bfloat16, enabled=options.bf16):
+                            done[test_id] = run_test(ctx, entry.name, test_id, params, suite.seed, console)
                         _write(p.partial, p.state)
                     record(p.doc, entry.name, test_id, done[test_id])
                     advance(1)
@@ -221,16 +234,9 @@ def open_model(
         options.download,
         options.modules.get(entry.name),
     )
-    ckpt = checkpoint_path(suite, entry)
-    info = {
-        "checkpoint": str(ckpt) if ckpt else meta["model"].get("weights"),
-        "sha256": meta["sha256"],
-        "recipe": meta.get("recipe"),
-        "model": meta["model"],
-        "trained_now": trained,
-        **{k: meta.get(k) for k in ("train_metrics", "convergence_epoch", "latent_dim", "history")},
-    }
-    p.doc["models"][entry.name] = info
+    if options.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    info = p.doc["models"][entry.name] = model_record(checkpoint_path(suite, entry), meta, trained)
     done = p.state["results"].setdefault(entry.name, {})
     if p.state["models"].get(entry.name) != meta["sha256"]:
         done.clear()  # a different checkpoint: nothing cached for this model is valid
@@ -254,6 +260,18 @@ def open_model(
         temperature=info["temperature"]["value"] if info["temperature"] else None,
     )
     return ctx, done
+
+
+def model_record(ckpt: Path | None, meta: dict[str, Any], trained: bool) -> dict[str, Any]:
+    """What the document says of a model: where its weights are, their sha256, recipe, architecture, training."""
+    return {
+        "checkpoint": str(ckpt) if ckpt else meta["model"].get("weights"),
+        "sha256": meta["sha256"],
+        "recipe": meta.get("recipe"),
+        "model": meta["model"],
+        "trained_now": trained,
+        **{k: meta.get(k) for k in ("train_metrics", "convergence_epoch", "latent_dim", "history")},
+    }
 
 
 def run_test(ctx: Context, model: str, test_id: str, params: TestEntry, seed: int, console: Console) -> dict[str, Any]:
