@@ -127,18 +127,22 @@ def eval(
 
     --limit, --epochs, --models and --tests try a heavy suite cheaply; the document records them, and the gate never
     compares it with a document made without them. --strict exits 3 when an attack honesty check fired."""
-    from robustcollapse.config import load_suite
-    from robustcollapse.devices import resolve_device
-    from robustcollapse.evaluate.overrides import Overrides, apply_overrides, split_list
-    from robustcollapse.evaluate.runner import RunOptions, default_output, run_suite
-    from robustcollapse.report.tables import fired_checks, print_results
+    from robustcollapse.api import evaluate_file
+    from robustcollapse.evaluate.overrides import split_list
+    from robustcollapse.report.tables import fired_checks
 
-    overrides = Overrides(epochs, split_list(models), split_list(tests))
-    suite = apply_overrides(load_suite(suite_file or DEFAULT_SUITE), overrides)
-    out = json_path or default_output(suite)
-    options = RunOptions(resolve_device(device), data_root, download, limit, overrides)
-    doc = run_suite(suite, out, options, console)
-    print_results(doc, suite, console)
+    doc, out = evaluate_file(
+        suite_file or DEFAULT_SUITE,
+        json_path,
+        device=device,
+        data_root=data_root,
+        download=download,
+        limit=limit,
+        epochs=epochs,
+        models=split_list(models),
+        tests=split_list(tests),
+        console=console,
+    )
     console.print(f"results: [bold]{escape(str(out))}[/]")
     fired = fired_checks(doc) if strict else []
     if fired:
