@@ -259,16 +259,9 @@ def compare(base: Path, new: Path, tolerances_file: Path | None) -> None:
 @friendly
 def show(result: Path) -> None:
     """Re-print the terminal tables of a saved result document."""
-    from robustcollapse.config import Suite
-    from robustcollapse.report.document import load_document
-    from robustcollapse.report.tables import print_results
+    from robustcollapse.report.saved import show_result
 
-    doc = load_document(result)
-    try:
-        suite = Suite.model_validate(doc["suite"])
-    except Exception as exc:  # noqa: BLE001 - a document from another version or hand-edited
-        raise UserError(f"{result}: its `suite` section does not validate ({type(exc).__name__})") from None
-    print_results(doc, suite, console)
+    doc = show_result(result, console)
     console.print(f"status: {doc.get('status')}; models: {', '.join(doc['models'])}", markup=False)
 
 
@@ -283,15 +276,9 @@ def show(result: Path) -> None:
 @friendly
 def report(result: Path, out: Path | None) -> None:
     """Plots (PNG) and one self-contained HTML page from a saved result document."""
-    from robustcollapse.report.document import load_document
-    from robustcollapse.report.html import write_report
+    from robustcollapse.report.saved import report_result
 
-    doc = load_document(result)
-    folder = out or Path("results") / f"report-{doc['suite'].get('name', result.stem)}"
-    try:
-        page, figures = write_report(doc, folder)
-    except UserError as exc:
-        raise UserError(f"{result}: {exc}") from None
+    page, figures = report_result(result, out)
     for path in figures:
         console.print(f"figure: {path}", markup=False)
     console.print(f"page: {page}", markup=False)
