@@ -13,7 +13,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from robustcollapse import __version__, registry
+from robustcollapse import __version__
 from robustcollapse.errors import ChecksFired, UserError
 
 console = Console(emoji=False)
@@ -203,31 +203,11 @@ def train(
 @friendly
 def inspect(suite_file: Path, model: str | None, device: str, data_root: Path | None) -> None:
     """Show what the suite sees of each model (or MODEL): input, classes, feature dim, classifier layer."""
-    from rich.table import Table
+    from robustcollapse.report.listing import models_table
+    from robustcollapse.training.recipes import inspect_file
 
-    from robustcollapse.config import load_suite
-    from robustcollapse.data import hold_out, load_dataset
-    from robustcollapse.devices import resolve_device
-    from robustcollapse.training.recipes import inspect_suite
-
-    suite = load_suite(suite_file)
-    if model is not None:
-        names = [m.name for m in suite.models]
-        if model not in names:
-            raise UserError(f"{suite_file}: no model {model!r}; models: {', '.join(names)}")
-        suite = suite.model_copy(update={"models": [m for m in suite.models if m.name == model]})
-        suite._source = Path(suite_file)
-    dev = resolve_device(device)
-    data = hold_out(load_dataset(suite.dataset, data_root, False, str(dev)), suite.heldout)[0]
-    found = inspect_suite(suite, data, dev, console)
-    fields = ["status", "input", "classes", "feature_dim", "classifier", "parameters", "normalisation"]
-    table = Table(title=escape(f"models of {suite.name} ({suite.dataset})"), title_justify="left")
-    table.add_column("", style="bold")
-    for name in found:
-        table.add_column(escape(name))
-    for field in fields:
-        table.add_row(field, *(escape(str(found[name].get(field, "—"))) for name in found))
-    console.print(table)
+    suite, found = inspect_file(suite_file, model, device, data_root, console)
+    console.print(models_table(found, suite))
 
 
 @main.command()
@@ -471,54 +451,13 @@ def _image_file(path: Path, size: int):
 @click.argument("family", required=False)
 def list_(family: str | None) -> None:
     """List registered backbones, heads, data sets, test kinds and the corruptions (or one FAMILY of them)."""
-    from rich.table import Table
-
     import robustcollapse.evaluate  # noqa: F401  (registers every plug-in)
-    from robustcollapse.config import argument_summary
+    from robustcollapse.report.listing import listing
 
-    # corruptions last, as a table of their parameter values (they take no arguments to summarise)
-    known = [*(f for f in registry.families() if f != "corruption"), "corruption"]
-    if family is not None and family.rstrip("s") not in known:
-        message = f"unknown family {family!r}; known: {', '.join(known)}"
-        err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    try:
+        tables = listing(family)
+    except UserError as exc:
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(2)
-    for fam in known if family is None else [family.rstrip("s")]:
-        if fam == "corruption":
-            console.print(_corruption_table())
-            continue
-        table = Table(title=f"{fam}s", title_justify="left")
-        table.add_column("name", style="bold")
-        table.add_column("arguments (defaults)")
-        table.add_column("what")
-        for name in registry.names(fam):
-            table.add_row(name, argument_summary(fam, name), registry.describe(fam, name))
+    for table in tables:
         console.print(table)
-
-
-def _corruption_table():
-    """The 19 corruptions: family, severities and the values of both parameter sets, severity 1 to 5."""
-    from rich.table import Table
-
-    from robustcollapse.corruptions import CORRUPTIONS
-
-    table = Table(
-        title="corruptions (Hendrycks & Dietterich's; family extra = the held-out four); parameter sets: cifar "
-        "(make_cifar_c.py, auto below 128 px) and imagenet (make_imagenet_c.py), values for severity 1; 2; 3; 4; 5",
-        title_justify="left",
-    )
-    table.add_column("name", style="bold", no_wrap=True)
-    table.add_column("family")
-    table.add_column("severities")
-    table.add_column("cifar")
-    table.add_column("imagenet")
-    for spec in CORRUPTIONS.values():
-        table.add_row(
-            spec.name, spec.family, "1-5", "; ".join(map(_short, spec.params)), "; ".join(map(_short, spec.imagenet))
-        )
-    return table
-
-
-def _short(value: object) -> str:
-    if isinstance(value, tuple):
-        return "(" + ", ".join(_short(v) for v in value) + ")"
-    return f"{value:g}" if isinstance(value, float) else str(value)
