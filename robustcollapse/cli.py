@@ -328,123 +328,34 @@ def corrupt(
     --export, a uint8 (N, H, W, C) .npy array of images. --export DIR writes DIR/<corruption>.npy (uint8, the n
     images at each severity in turn, severity 1 first), DIR/labels.npy and DIR/manifest.json: the files
     `source: npy` reads from DATA_ROOT/<DATASET>-C (CIFAR-10-C/CIFAR-100-C for cifar10/cifar100)."""
-    from robustcollapse.corruptions import parameter_set, resolve
+    from robustcollapse.corruptions.table import parse_selection
 
-    selection = corruptions if "," not in corruptions else [c.strip() for c in corruptions.split(",")]
-    try:
-        names = resolve(selection)
-        levels = [int(s) for s in severities.split(",")]
-    except ValueError as exc:
-        raise UserError(f"--corruptions/--severities: {exc}") from None
-    if not levels or any(not 1 <= s <= 5 for s in levels):
-        raise UserError(f"--severities: {severities!r}; allowed: comma-separated values from 1, 2, 3, 4, 5")
+    names, levels = parse_selection(corruptions, severities)
     if export is not None:
-        _export(source, export, names, levels, seed, parameters, split, limit, labels, device, data_root)
-        return
-    from robustcollapse.report.plots import corruption_grid
+        from robustcollapse.corruptions.export import export_source
 
-    if Path(source).is_file():
-        image, title, stem = _image_file(Path(source), size), f"{Path(source).name} at {size}x{size}", Path(source).stem
-    else:
-        from robustcollapse.data import load_dataset
-
-        data = load_dataset(source, data_root)
-        if index >= len(data.test):
-            raise UserError(f"--index: {index}; {source} has {len(data.test)} test images (0..{len(data.test) - 1})")
-        image = data.test.x[index].float() / 255
-        title = f"{source} test image {index} (class {data.classes[int(data.test.y[index])]})"
-        stem = f"{source}-{index}"
-    path = out or Path("results") / f"corruptions-{stem}.png"
-    chosen = parameter_set(*image.shape[-2:], parameters)
-    corruption_grid(image, names, levels, seed, path, f"{title}, {chosen} parameters, seed {seed}", chosen)
-    console.print(f"grid: {path}", markup=False)
-
-
-def _npy_images(path: Path, labels: Path | None):
-    """A uint8 (N, H, W, C) .npy of images as NCHW, and its labels from --labels (or None)."""
-    import numpy as np
-    import torch
-
-    from robustcollapse.data.base import to_uint8_nchw
-
-    try:
-        arr = np.load(path, mmap_mode="r")
-        y = None if labels is None else np.load(labels)
-    except (ValueError, OSError) as exc:
-        raise UserError(f"{path if labels is None else labels}: not a .npy array numpy can read ({exc})") from None
-    if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[-1] not in (1, 3):
-        raise UserError(f"{path}: expected uint8 images (N, H, W, C) with C 1 or 3, got {arr.dtype} {arr.shape}")
-    if y is not None and (y.ndim != 1 or len(y) != len(arr) or y.dtype.kind not in "iu"):
-        raise UserError(f"{labels}: expected ({len(arr)},) integer labels, got {y.dtype} {y.shape}")
-    x = to_uint8_nchw(torch.from_numpy(np.array(arr)).permute(0, 3, 1, 2))
-    return x, None if y is None else torch.from_numpy(y.astype(np.int64))
-
-
-def _export(
-    source: str,
-    folder: Path,
-    names: list[str],
-    levels: list[int],
-    seed: int,
-    parameters: str,
-    split: str,
-    limit: int | None,
-    labels: Path | None,
-    device: str,
-    data_root: Path | None,
-) -> None:
-    """`corrupt --export`: corrupt every image of SOURCE's split (or a .npy array) and write the .npy layout."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from robustcollapse.corruptions import parameter_set
-    from robustcollapse.corruptions.export import export_corrupted
-    from robustcollapse.devices import resolve_device
-
-    if source.endswith(".npy"):
-        if not Path(source).is_file():
-            raise UserError(f"{source}: no such .npy file")
-        x, y = _npy_images(Path(source), labels)
-    else:
-        from robustcollapse.data import load_dataset
-
-        data = load_dataset(source, data_root)
-        part = data.test if split == "test" else data.train
-        x, y = part.x, part.y
-    x, y = x[:limit], None if y is None else y[:limit]
-    target = resolve_device(device)
-    chosen = parameter_set(*x.shape[-2:], parameters)
-    total = len(names) * len(set(levels)) * len(x)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err_console, transient=True) as progress:
-        task = progress.add_task(f"corrupting {len(x)} images", total=total)
-        written = export_corrupted(
-            x.to(target),
-            y,
-            folder,
+        exported = export_source(
+            source,
+            export,
             names,
             levels,
             seed=seed,
             parameters=parameters,
-            advance=lambda count: progress.advance(task, count),
+            split=split,
+            limit=limit,
+            labels=labels,
+            device=device,
+            data_root=data_root,
+            progress=err_console,
         )
-    console.print(
-        f"{len(names)} corruptions x {len(set(levels))} severities x {len(x)} images ({chosen} parameters, seed "
-        f"{seed}) -> {folder}/ ({len(written)} files{'' if y is not None else '; no labels.npy: pass --labels'})"
+        console.print(exported.summary())
+        return
+    from robustcollapse.report.plots import corruption_preview
+
+    path = corruption_preview(
+        source, names, levels, index=index, size=size, seed=seed, parameters=parameters, out=out, data_root=data_root
     )
-
-
-def _image_file(path: Path, size: int):
-    """An image file as a float (3, size, size) tensor in [0, 1] (Pillow, antialiased resize)."""
-    import numpy as np
-    import torch
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            pixels = np.asarray(img.convert("RGB").resize((size, size), Image.Resampling.LANCZOS))
-    except (UnidentifiedImageError, OSError) as exc:
-        raise UserError(f"{path}: not an image Pillow can read ({exc})") from None
-    return torch.from_numpy(pixels.copy()).permute(2, 0, 1).float() / 255
+    console.print(f"grid: {path}", markup=False)
 
 
 @main.command(name="list")
