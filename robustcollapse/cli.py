@@ -13,7 +13,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from robustcollapse import __version__, registry
+from robustcollapse import __version__
 from robustcollapse.errors import ChecksFired, UserError
 
 console = Console(emoji=False)
@@ -134,26 +134,28 @@ def eval(
     --limit, --epochs, --models and --tests try a heavy suite cheaply; the document records them, and the gate never
     compares it with a document made without them. --strict exits 3 when an attack honesty check fired."""
     from robustcollapse import distributed, progress
-    from robustcollapse.config import load_suite
-    from robustcollapse.devices import resolve_device
-    from robustcollapse.evaluate.overrides import Overrides, apply_overrides, split_list
-    from robustcollapse.evaluate.runner import RunOptions, default_output, run_suite
-    from robustcollapse.report.tables import fired_checks, print_results
+    from robustcollapse.evaluate.api import evaluate_file
+    from robustcollapse.evaluate.overrides import split_list
+    from robustcollapse.report.tables import fired_checks
 
     progress.set_quiet(quiet)
     progress.set_console(err_console)
-    overrides = Overrides(epochs, split_list(models), split_list(tests))
-    suite = apply_overrides(load_suite(suite_file or DEFAULT_SUITE), overrides)
-    out = json_path or default_output(suite)
-    options = RunOptions(distributed.setup(resolve_device(device)), data_root, download, limit, overrides)
-    options.bf16, options.channels_last = bf16, channels_last
-    try:
-        doc = run_suite(suite, out, options, console)
-    finally:
-        distributed.teardown()
+    doc, out = evaluate_file(
+        suite_file or DEFAULT_SUITE,
+        json_path,
+        device=device,
+        data_root=data_root,
+        download=download,
+        limit=limit,
+        epochs=epochs,
+        models=split_list(models),
+        tests=split_list(tests),
+        console=console,
+        bf16=bf16,
+        channels_last=channels_last,
+    )
     if not distributed.is_main():
         return
-    print_results(doc, suite, console)
     console.print(f"results: [bold]{escape(str(out))}[/]")
     fired = fired_checks(doc) if strict else []
     if fired:
@@ -214,31 +216,11 @@ def train(
 @friendly
 def inspect(suite_file: Path, model: str | None, device: str, data_root: Path | None) -> None:
     """Show what the suite sees of each model (or MODEL): input, classes, feature dim, classifier layer."""
-    from rich.table import Table
+    from robustcollapse.report.listing import models_table
+    from robustcollapse.training.recipes import inspect_file
 
-    from robustcollapse.config import load_suite
-    from robustcollapse.data import hold_out, load_dataset
-    from robustcollapse.devices import resolve_device
-    from robustcollapse.training.recipes import inspect_suite
-
-    suite = load_suite(suite_file)
-    if model is not None:
-        names = [m.name for m in suite.models]
-        if model not in names:
-            raise UserError(f"{suite_file}: no model {model!r}; models: {', '.join(names)}")
-        suite = suite.model_copy(update={"models": [m for m in suite.models if m.name == model]})
-        suite._source = Path(suite_file)
-    dev = resolve_device(device)
-    data = hold_out(load_dataset(suite.dataset, data_root, False, str(dev)), suite.heldout)[0]
-    found = inspect_suite(suite, data, dev, console)
-    fields = ["status", "input", "classes", "feature_dim", "classifier", "parameters", "normalisation"]
-    table = Table(title=escape(f"models of {suite.name} ({suite.dataset})"), title_justify="left")
-    table.add_column("", style="bold")
-    for name in found:
-        table.add_column(escape(name))
-    for field in fields:
-        table.add_row(field, *(escape(str(found[name].get(field, "—"))) for name in found))
-    console.print(table)
+    suite, found = inspect_file(suite_file, model, device, data_root, console)
+    console.print(models_table(found, suite))
 
 
 @main.command()
@@ -270,16 +252,9 @@ def compare(base: Path, new: Path, tolerances_file: Path | None) -> None:
 @friendly
 def show(result: Path) -> None:
     """Re-print the terminal tables of a saved result document."""
-    from robustcollapse.config import Suite
-    from robustcollapse.report.document import load_document
-    from robustcollapse.report.tables import print_results
+    from robustcollapse.report.saved import show_result
 
-    doc = load_document(result)
-    try:
-        suite = Suite.model_validate(doc["suite"])
-    except Exception as exc:  # noqa: BLE001 - a document from another version or hand-edited
-        raise UserError(f"{result}: its `suite` section does not validate ({type(exc).__name__})") from None
-    print_results(doc, suite, console)
+    doc = show_result(result, console)
     console.print(f"status: {doc.get('status')}; models: {', '.join(doc['models'])}", markup=False)
 
 
@@ -294,15 +269,9 @@ def show(result: Path) -> None:
 @friendly
 def report(result: Path, out: Path | None) -> None:
     """Plots (PNG) and one self-contained HTML page from a saved result document."""
-    from robustcollapse.report.document import load_document
-    from robustcollapse.report.html import write_report
+    from robustcollapse.report.saved import report_result
 
-    doc = load_document(result)
-    folder = out or Path("results") / f"report-{doc['suite'].get('name', result.stem)}"
-    try:
-        page, figures = write_report(doc, folder)
-    except UserError as exc:
-        raise UserError(f"{result}: {exc}") from None
+    page, figures = report_result(result, out)
     for path in figures:
         console.print(f"figure: {path}", markup=False)
     console.print(f"page: {page}", markup=False)
@@ -372,177 +341,47 @@ def corrupt(
     --export, a uint8 (N, H, W, C) .npy array of images. --export DIR writes DIR/<corruption>.npy (uint8, the n
     images at each severity in turn, severity 1 first), DIR/labels.npy and DIR/manifest.json: the files
     `source: npy` reads from DATA_ROOT/<DATASET>-C (CIFAR-10-C/CIFAR-100-C for cifar10/cifar100)."""
-    from robustcollapse.corruptions import parameter_set, resolve
+    from robustcollapse.corruptions.table import parse_selection
 
-    selection = corruptions if "," not in corruptions else [c.strip() for c in corruptions.split(",")]
-    try:
-        names = resolve(selection)
-        levels = [int(s) for s in severities.split(",")]
-    except ValueError as exc:
-        raise UserError(f"--corruptions/--severities: {exc}") from None
-    if not levels or any(not 1 <= s <= 5 for s in levels):
-        raise UserError(f"--severities: {severities!r}; allowed: comma-separated values from 1, 2, 3, 4, 5")
+    names, levels = parse_selection(corruptions, severities)
     if export is not None:
-        _export(source, export, names, levels, seed, parameters, split, limit, labels, device, data_root)
-        return
-    from robustcollapse.report.plots import corruption_grid
+        from robustcollapse.corruptions.export import export_source
 
-    if Path(source).is_file():
-        image, title, stem = _image_file(Path(source), size), f"{Path(source).name} at {size}x{size}", Path(source).stem
-    else:
-        from robustcollapse.data import load_dataset
-
-        data = load_dataset(source, data_root)
-        if index >= len(data.test):
-            raise UserError(f"--index: {index}; {source} has {len(data.test)} test images (0..{len(data.test) - 1})")
-        image = data.test.x[index].float() / 255
-        title = f"{source} test image {index} (class {data.classes[int(data.test.y[index])]})"
-        stem = f"{source}-{index}"
-    path = out or Path("results") / f"corruptions-{stem}.png"
-    chosen = parameter_set(*image.shape[-2:], parameters)
-    corruption_grid(image, names, levels, seed, path, f"{title}, {chosen} parameters, seed {seed}", chosen)
-    console.print(f"grid: {path}", markup=False)
-
-
-def _npy_images(path: Path, labels: Path | None):
-    """A uint8 (N, H, W, C) .npy of images as NCHW, and its labels from --labels (or None)."""
-    import numpy as np
-    import torch
-
-    from robustcollapse.data.base import to_uint8_nchw
-
-    try:
-        arr = np.load(path, mmap_mode="r")
-        y = None if labels is None else np.load(labels)
-    except (ValueError, OSError) as exc:
-        raise UserError(f"{path if labels is None else labels}: not a .npy array numpy can read ({exc})") from None
-    if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[-1] not in (1, 3):
-        raise UserError(f"{path}: expected uint8 images (N, H, W, C) with C 1 or 3, got {arr.dtype} {arr.shape}")
-    if y is not None and (y.ndim != 1 or len(y) != len(arr) or y.dtype.kind not in "iu"):
-        raise UserError(f"{labels}: expected ({len(arr)},) integer labels, got {y.dtype} {y.shape}")
-    x = to_uint8_nchw(torch.from_numpy(np.array(arr)).permute(0, 3, 1, 2))
-    return x, None if y is None else torch.from_numpy(y.astype(np.int64))
-
-
-def _export(
-    source: str,
-    folder: Path,
-    names: list[str],
-    levels: list[int],
-    seed: int,
-    parameters: str,
-    split: str,
-    limit: int | None,
-    labels: Path | None,
-    device: str,
-    data_root: Path | None,
-) -> None:
-    """`corrupt --export`: corrupt every image of SOURCE's split (or a .npy array) and write the .npy layout."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from robustcollapse.corruptions import parameter_set
-    from robustcollapse.corruptions.export import export_corrupted
-    from robustcollapse.devices import resolve_device
-
-    if source.endswith(".npy"):
-        if not Path(source).is_file():
-            raise UserError(f"{source}: no such .npy file")
-        x, y = _npy_images(Path(source), labels)
-    else:
-        from robustcollapse.data import load_dataset
-
-        data = load_dataset(source, data_root)
-        part = data.test if split == "test" else data.train
-        x, y = part.x, part.y
-    x, y = x[:limit], None if y is None else y[:limit]
-    target = resolve_device(device)
-    chosen = parameter_set(*x.shape[-2:], parameters)
-    total = len(names) * len(set(levels)) * len(x)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err_console, transient=True) as progress:
-        task = progress.add_task(f"corrupting {len(x)} images", total=total)
-        written = export_corrupted(
-            x.to(target),
-            y,
-            folder,
+        exported = export_source(
+            source,
+            export,
             names,
             levels,
             seed=seed,
             parameters=parameters,
-            advance=lambda count: progress.advance(task, count),
+            split=split,
+            limit=limit,
+            labels=labels,
+            device=device,
+            data_root=data_root,
+            progress=err_console,
         )
-    console.print(
-        f"{len(names)} corruptions x {len(set(levels))} severities x {len(x)} images ({chosen} parameters, seed "
-        f"{seed}) -> {folder}/ ({len(written)} files{'' if y is not None else '; no labels.npy: pass --labels'})"
+        console.print(exported.summary())
+        return
+    from robustcollapse.report.plots import corruption_preview
+
+    path = corruption_preview(
+        source, names, levels, index=index, size=size, seed=seed, parameters=parameters, out=out, data_root=data_root
     )
-
-
-def _image_file(path: Path, size: int):
-    """An image file as a float (3, size, size) tensor in [0, 1] (Pillow, antialiased resize)."""
-    import numpy as np
-    import torch
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            pixels = np.asarray(img.convert("RGB").resize((size, size), Image.Resampling.LANCZOS))
-    except (UnidentifiedImageError, OSError) as exc:
-        raise UserError(f"{path}: not an image Pillow can read ({exc})") from None
-    return torch.from_numpy(pixels.copy()).permute(2, 0, 1).float() / 255
+    console.print(f"grid: {path}", markup=False)
 
 
 @main.command(name="list")
 @click.argument("family", required=False)
 def list_(family: str | None) -> None:
     """List registered backbones, heads, data sets, test kinds and the corruptions (or one FAMILY of them)."""
-    from rich.table import Table
-
     import robustcollapse.evaluate  # noqa: F401  (registers every plug-in)
-    from robustcollapse.config import argument_summary
+    from robustcollapse.report.listing import listing
 
-    # corruptions last, as a table of their parameter values (they take no arguments to summarise)
-    known = [*(f for f in registry.families() if f != "corruption"), "corruption"]
-    if family is not None and family.rstrip("s") not in known:
-        message = f"unknown family {family!r}; known: {', '.join(known)}"
-        err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    try:
+        tables = listing(family)
+    except UserError as exc:
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(2)
-    for fam in known if family is None else [family.rstrip("s")]:
-        if fam == "corruption":
-            console.print(_corruption_table())
-            continue
-        table = Table(title=f"{fam}s", title_justify="left")
-        table.add_column("name", style="bold")
-        table.add_column("arguments (defaults)")
-        table.add_column("what")
-        for name in registry.names(fam):
-            table.add_row(name, argument_summary(fam, name), registry.describe(fam, name))
+    for table in tables:
         console.print(table)
-
-
-def _corruption_table():
-    """The 19 corruptions: family, severities and the values of both parameter sets, severity 1 to 5."""
-    from rich.table import Table
-
-    from robustcollapse.corruptions import CORRUPTIONS
-
-    table = Table(
-        title="corruptions (Hendrycks & Dietterich's; family extra = the held-out four); parameter sets: cifar "
-        "(make_cifar_c.py, auto below 128 px) and imagenet (make_imagenet_c.py), values for severity 1; 2; 3; 4; 5",
-        title_justify="left",
-    )
-    table.add_column("name", style="bold", no_wrap=True)
-    table.add_column("family")
-    table.add_column("severities")
-    table.add_column("cifar")
-    table.add_column("imagenet")
-    for spec in CORRUPTIONS.values():
-        table.add_row(
-            spec.name, spec.family, "1-5", "; ".join(map(_short, spec.params)), "; ".join(map(_short, spec.imagenet))
-        )
-    return table
-
-
-def _short(value: object) -> str:
-    if isinstance(value, tuple):
-        return "(" + ", ".join(_short(v) for v in value) + ")"
-    return f"{value:g}" if isinstance(value, float) else str(value)

@@ -1,4 +1,5 @@
-"""Writing corrupted images in the CIFAR-10-C layout, for `robustcollapse corrupt --export`.
+"""Writing corrupted images in the CIFAR-10-C layout, for `robustcollapse corrupt --export`: `export_corrupted`
+writes given images, `export_source` those of a data set's split or of a .npy array.
 
 DIR/<corruption>.npy holds uint8 (5·n, H, W, C) images, the n images at severity 1 first, then severity 2 …;
 DIR/labels.npy the labels once per severity block; DIR/manifest.json the severities, seed, parameter set and n.
@@ -9,14 +10,24 @@ reads, this package writes, so the data layer never imports the corruptions.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from robustcollapse.corruptions.apply import corrupt
 from robustcollapse.corruptions.table import parameter_set
+from robustcollapse.data import load_dataset
+from robustcollapse.data.arrays import read_npy_images
+from robustcollapse.devices import resolve_device
+from robustcollapse.errors import UserError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def export_corrupted(
@@ -58,3 +69,80 @@ def export_corrupted(
     manifest = {"corruptions": names, "severities": severities, "n": n, "seed": seed, "parameters": parameters}
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return [*written, folder / "manifest.json"]
+
+
+@dataclass(frozen=True)
+class Exported:
+    """What `export_source` wrote: its files and how many corruptions, severities and images they hold."""
+
+    folder: Path
+    files: list[Path]
+    corruptions: int
+    severities: int
+    images: int
+    parameters: str
+    seed: int
+    labelled: bool
+
+    def summary(self) -> str:
+        """One line: counts, parameter set, seed, folder and files (and a hint when no labels were written)."""
+        return (
+            f"{self.corruptions} corruptions x {self.severities} severities x {self.images} images ({self.parameters} "
+            f"parameters, seed {self.seed}) -> {self.folder}/ ({len(self.files)} files"
+            f"{'' if self.labelled else '; no labels.npy: pass --labels'})"
+        )
+
+
+def export_source(
+    source: str,
+    folder: Path,
+    names: list[str],
+    severities: list[int],
+    seed: int = 0,
+    parameters: str = "auto",
+    split: str = "test",
+    limit: int | None = None,
+    labels: Path | None = None,
+    device: str = "auto",
+    data_root: Path | None = None,
+    progress: Console | None = None,
+) -> Exported:
+    """`export_corrupted` of a data set's `split` (or of a uint8 (N, H, W, C) .npy array with its `labels`), the
+    first `limit` images, corrupted on `device`; a progress bar goes to `progress` when given."""
+    x, y = _source_images(source, split, labels, data_root)
+    x, y = x[:limit], None if y is None else y[:limit]
+    target = resolve_device(device)
+    chosen = parameter_set(*x.shape[-2:], parameters)
+    total = len(names) * len(set(severities)) * len(x)
+    with _progress(progress, f"corrupting {len(x)} images", total) as advance:
+        written = export_corrupted(
+            x.to(target), y, folder, names, severities, seed=seed, parameters=parameters, advance=advance
+        )
+    return Exported(folder, written, len(names), len(set(severities)), len(x), chosen, seed, y is not None)
+
+
+def _source_images(
+    source: str, split: str, labels: Path | None, data_root: Path | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """uint8 NCHW images and their labels (None for a .npy without `labels`) of a .npy path or a data set's split."""
+    if source.endswith(".npy"):
+        if not Path(source).is_file():
+            raise UserError(f"{source}: no such .npy file")
+        return read_npy_images(Path(source), labels)
+    data = load_dataset(source, data_root)
+    part = data.test if split == "test" else data.train
+    return part.x, part.y
+
+
+@contextmanager
+def _progress(console: Console | None, description: str, total: int) -> Iterator[Callable[[int], None]]:
+    """An `advance(count)` callback: a transient rich progress bar on `console`, or nothing without one."""
+    if console is None:
+        yield lambda count: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda count: bar.advance(task, count)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
+from robustcollapse.errors import UserError
 from robustcollapse.registry import register
 
 FAMILIES = ("noise", "blur", "weather", "digital", "extra")
@@ -99,6 +100,20 @@ def resolve(selection: str | list[str]) -> list[str]:
                 f"unknown corruption {name!r}; known: all, {', '.join(FAMILIES)}, {', '.join(CORRUPTIONS)}"
             )
     return list(selection)
+
+
+def parse_selection(corruptions: str, severities: str) -> tuple[list[str], list[int]]:
+    """`robustcollapse corrupt`'s --corruptions ('all', a family or comma-separated names) and --severities
+    ('1,3,5') as corruption names and severities; a wrong one is a one-line UserError naming the flag."""
+    selection = corruptions if "," not in corruptions else [c.strip() for c in corruptions.split(",")]
+    try:
+        names = resolve(selection)
+        levels = [int(s) for s in severities.split(",")]
+    except ValueError as exc:
+        raise UserError(f"--corruptions/--severities: {exc}") from None
+    if not levels or any(not 1 <= s <= SEVERITIES for s in levels):
+        raise UserError(f"--severities: {severities!r}; allowed: comma-separated values from 1, 2, 3, 4, 5")
+    return names, levels
 
 
 PARAMETER_SETS = ("auto", "cifar", "imagenet")

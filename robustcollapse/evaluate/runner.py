@@ -232,7 +232,7 @@ def open_model(
         console,
         options.data_root,
         options.download,
-        options.modules.get(entry.name),
+        instance=options.modules.get(entry.name),
     )
     if options.channels_last:
         model = model.to(memory_format=torch.channels_last)

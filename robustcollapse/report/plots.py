@@ -1,4 +1,5 @@
-"""PNG figures (matplotlib, Agg backend): the corruption grid here; report plots alongside."""
+"""PNG figures (matplotlib, Agg backend): the corruption grid (and `robustcollapse corrupt`'s preview of one image)
+here; report plots alongside."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from robustcollapse.corruptions import corrupt  # noqa: E402
+from robustcollapse.corruptions import corrupt, parameter_set  # noqa: E402
+from robustcollapse.data import load_dataset  # noqa: E402
+from robustcollapse.data.arrays import read_image  # noqa: E402
+from robustcollapse.errors import UserError  # noqa: E402
 from robustcollapse.metrics.spec import spec_for  # noqa: E402
 
 
@@ -51,6 +55,36 @@ def corruption_grid(
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def corruption_preview(
+    source: str,
+    names: list[str],
+    severities: list[int],
+    index: int = 0,
+    size: int = 32,
+    seed: int = 0,
+    parameters: str = "auto",
+    out: Path | None = None,
+    data_root: Path | None = None,
+) -> Path:
+    """The corruption grid of one image: an image file resized to `size` x `size`, or test image `index` of a data
+    set; written to `out` (default results/corruptions-<source>.png), titled with what it shows."""
+    image, title, stem = _preview_image(source, index, size, data_root)
+    path = out or Path("results") / f"corruptions-{stem}.png"
+    chosen = parameter_set(*image.shape[-2:], parameters)
+    return corruption_grid(image, names, severities, seed, path, f"{title}, {chosen} parameters, seed {seed}", chosen)
+
+
+def _preview_image(source: str, index: int, size: int, data_root: Path | None) -> tuple[torch.Tensor, str, str]:
+    """(float (C, H, W) image in [0, 1], what it is for the title, the file stem) of an image file or data set."""
+    if Path(source).is_file():
+        return read_image(Path(source), size), f"{Path(source).name} at {size}x{size}", Path(source).stem
+    data = load_dataset(source, data_root)
+    if index >= len(data.test):
+        raise UserError(f"--index: {index}; {source} has {len(data.test)} test images (0..{len(data.test) - 1})")
+    title = f"{source} test image {index} (class {data.classes[int(data.test.y[index])]})"
+    return data.test.x[index].float() / 255, title, f"{source}-{index}"
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from robustcollapse.config import (
     validate,
 )
 from robustcollapse.data import Dataset, hold_out, load_dataset
+from robustcollapse.devices import resolve_device
 from robustcollapse.errors import UserError
 from robustcollapse.models import Classifier
 from robustcollapse.models.checkpoint import recover_checkpoint
@@ -91,6 +92,27 @@ def inspect_suite(suite: Suite, data: Dataset, device: torch.device, console: Co
         model, _, _ = obtain_model(suite, entry, data, device, console)
         found[entry.name] = {"status": "ok", **describe_model(model, data)}
     return found
+
+
+def inspect_file(
+    path: Path,
+    model: str | None = None,
+    device: str = "auto",
+    data_root: Path | None = None,
+    console: Console | None = None,
+) -> tuple[Suite, dict[str, dict[str, Any]]]:
+    """`inspect_suite` of a suite file's models (or only `model`) on its data set, held-out classes removed.
+    Returns the suite inspected (only `model` when given) and each model's description."""
+    suite = load_suite(path)
+    if model is not None:
+        names = [m.name for m in suite.models]
+        if model not in names:
+            raise UserError(f"{path}: no model {model!r}; models: {', '.join(names)}")
+        suite = suite.model_copy(update={"models": [m for m in suite.models if m.name == model]})
+        suite._source = Path(path)
+    dev = resolve_device(device)
+    data = hold_out(load_dataset(suite.dataset, data_root, False, str(dev)), suite.heldout)[0]
+    return suite, inspect_suite(suite, data, dev, console or Console(emoji=False))
 
 
 def train_from_file(

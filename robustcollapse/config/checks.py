@@ -1,0 +1,181 @@
+"""Reading suites, recipes and tolerance files in full: the schema, then what it cannot say alone.
+
+Beyond the field types, a suite must name registered plug-ins, give each component arguments its factory takes,
+name each model once, give external models one source, and keep the tests' metric namespaces apart. Every
+failure is a `ConfigError` naming file:line, the field and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, create_model
+
+from robustcollapse import registry
+from robustcollapse.config.loading import Loc, fail, load_yaml, validate
+from robustcollapse.config.schema import ModelEntry, Recipe, Suite, Tolerances
+
+INJECTED = ("classes",)  # factory parameters filled by the library (the data set's class names), not by the suite
+
+
+def factory_arguments_model(family: str, name: str, positional: int) -> type[BaseModel]:
+    """A pydantic model of a factory's keyword arguments (its first `positional` parameters are ours)."""
+    params = list(inspect.signature(registry.get(family, name), eval_str=True).parameters.values())[positional:]
+    params = [p for p in params if p.name not in INJECTED]
+    fields = {p.name: (p.annotation, p.default if p.default is not inspect.Parameter.empty else ...) for p in params}
+    return create_model(f"{family}_{name}_args", __config__=ConfigDict(extra="forbid"), **fields)
+
+
+def argument_summary(family: str, name: str) -> str:
+    """'d=16, lam=10.0': the arguments a suite may give a plug-in, with their defaults."""
+    if family in ("backbone", "head"):
+        fields = factory_arguments_model(family, name, positional=2).model_fields
+    elif family == "test":
+        fields = {k: f for k, f in registry.get(family, name).Params.model_fields.items() if k not in ("kind", "name")}
+    else:
+        return ""
+    return ", ".join(f"{k}={f.default!r}" if not f.is_required() else k for k, f in fields.items())
+
+
+def check_recipe(recipe: Recipe, path: Path, lines: dict[Loc, int], loc: Loc) -> None:
+    """Names exist in the registries and each component's arguments fit its factory."""
+    if recipe.dataset is not None and recipe.dataset not in registry.names("dataset"):
+        fail(path, lines, (*loc, "dataset"), registry.unknown_name_message("dataset", recipe.dataset))
+    for family, comp in (("backbone", recipe.backbone), ("head", recipe.head)):
+        if comp.name not in registry.names(family):
+            fail(path, lines, (*loc, family), registry.unknown_name_message(family, comp.name))
+        arguments = factory_arguments_model(family, comp.name, positional=2)
+        validate(arguments, comp.args, path, lines, prefix=(*loc, family))
+        comp.args = arguments.model_validate(comp.args).model_dump()
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read and fully validate a suite file."""
+    path = Path(path)
+    data, lines = load_yaml(path)
+    return check_suite(data, path, lines)
+
+
+def check_suite(data: dict[str, Any], path: Path, lines: dict[Loc, int]) -> Suite:
+    """Validate a suite mapping (from a file, or built in Python with `path` naming its origin) in full."""
+    suite = validate(Suite, data, path, lines)
+    if suite.dataset not in registry.names("dataset"):
+        fail(path, lines, ("dataset",), registry.unknown_name_message("dataset", suite.dataset))
+    seen: set[str] = set()
+    for i, entry in enumerate(suite.models):
+        if entry.name in seen:
+            fail(path, lines, ("models", i, "name"), f"duplicate model name {entry.name!r}")
+        seen.add(entry.name)
+        _check_model(entry, path, lines, ("models", i))
+    namespaces: dict[str, int] = {}
+    for i, test in enumerate(suite.tests):
+        _check_test(suite, test, namespaces, path, lines, ("tests", i))
+    suite._source = path
+    return suite
+
+
+def _check_model(entry: ModelEntry, path: Path, lines: dict[Loc, int], loc: Loc) -> None:
+    """One model entry: an external model, or our checkpoint and/or recipe (and then nothing external)."""
+    if entry.external:
+        _check_external(entry, path, lines, loc)
+        return
+    extra = [k for k in ("kwargs", "weights", "normalize", "features") if k in entry.model_fields_set]
+    if extra:
+        fail(path, lines, (*loc, extra[0]), "goes with `module:`, `torchvision:` or `timm:` models only")
+    if entry.checkpoint is None and entry.train is None:
+        fail(
+            path,
+            lines,
+            loc,
+            "give a `checkpoint:` path, a `train:` recipe (or both), or a `module:`/`torchvision:`/`timm:` model",
+        )
+    if entry.train is not None:
+        check_recipe(entry.train, path, lines, (*loc, "train"))
+
+
+def _check_test(
+    suite: Suite, test: Any, namespaces: dict[str, int], path: Path, lines: dict[Loc, int], loc: Loc
+) -> None:
+    """One test entry: a known kind whose fields validate, with a metric namespace no earlier test has taken
+    (recorded in `namespaces`, name -> test index)."""
+    kind = test.get("kind") if isinstance(test, dict) else None
+    if not isinstance(kind, str):
+        fail(path, lines, loc, f"each test needs a `kind:`; known: {', '.join(registry.names('test'))}")
+    if kind not in registry.names("test"):
+        fail(path, lines, (*loc, "kind"), registry.unknown_name_message("test", kind))
+    params = validate(registry.get("test", kind).Params, test, path, lines, prefix=loc)
+    space = registry.get("test", kind).namespace(params)
+    if space is not None and space in namespaces:
+        fail(
+            path,
+            lines,
+            loc,
+            f"its metrics would overwrite those of tests[{namespaces[space]}] (both `{space}/…`); "
+            "give one of them another `prefix:`",
+        )
+    if space is not None:
+        namespaces[space] = loc[-1]
+    if "heldout" in getattr(params, "sets", []) and not suite.heldout:
+        fail(path, lines, (*loc, "sets"), "the 'heldout' set needs the suite's `heldout: [classes]`")
+
+
+def _check_external(entry: ModelEntry, path: Path, lines: dict[Loc, int], loc: Loc) -> None:
+    """A `module:`, `torchvision:` or `timm:` model: one source, none of our checkpoint fields, a name that exists."""
+    given = [key for key in ("module", "torchvision", "timm") if getattr(entry, key)]
+    if len(given) > 1:
+        fail(path, lines, (*loc, given[1]), "give one of `module:`, `torchvision:` or `timm:`, not several")
+    for key in ("checkpoint", "train"):
+        if getattr(entry, key) is not None:
+            fail(
+                path, lines, (*loc, key), "our checkpoints and recipes do not mix with `module:`/`torchvision:`/`timm:`"
+            )
+    if entry.module and ":" not in entry.module:
+        fail(path, lines, (*loc, "module"), f"{entry.module!r}: write it as 'package.module:factory'")
+    if entry.torchvision:
+        _check_torchvision(entry.torchvision, path, lines, (*loc, "torchvision"))
+    if entry.timm:
+        _check_timm(entry.timm, path, lines, (*loc, "timm"))
+
+
+def _check_torchvision(name: str, path: Path, lines: dict[Loc, int], loc: Loc) -> None:
+    import torchvision
+
+    known = torchvision.models.list_models(module=torchvision.models)
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        fail(path, lines, loc, f"unknown torchvision classifier {name!r}{hint}; see torchvision.models.list_models()")
+
+
+def _check_timm(name: str, path: Path, lines: dict[Loc, int], loc: Loc) -> None:
+    try:
+        import timm
+    except ImportError:
+        fail(path, lines, loc, "timm is not installed: pip install 'robustcollapse[timm]'")
+    if not timm.is_model(name):
+        close = difflib.get_close_matches(name, timm.list_models(), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        fail(path, lines, loc, f"unknown timm model {name!r}{hint}; see timm.list_models()")
+
+
+def load_tolerances(path: str | Path) -> dict[str, float]:
+    """A YAML mapping of glob pattern -> absolute tolerance (under a `tolerances:` key, or at the top)."""
+    path = Path(path)
+    data, lines = load_yaml(path)
+    if "tolerances" not in data:
+        data = {"tolerances": data}
+    return validate(Tolerances, data, path, lines).tolerances
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read a single training recipe file (the fields of a suite's `train:` mapping; `dataset` required)."""
+    path = Path(path)
+    data, lines = load_yaml(path)
+    recipe = validate(Recipe, data, path, lines)
+    if recipe.dataset is None:
+        fail(path, lines, (), "a recipe file needs `dataset:`")
+    check_recipe(recipe, path, lines, ())
+    return recipe
