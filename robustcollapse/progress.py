@@ -231,12 +231,13 @@ def track(
 
 
 def _plain_loop(plain: _Plain) -> Iterator[Advance]:
-    """Yield the plain advance, then the final line: always for an outermost loop, 'stopped' on an exception."""
+    """Yield the plain advance, then the final line: always for an outermost loop that finished; 'stopped' on an
+    exception only when the loop printed before (an error right away is the one line a user should see)."""
     outermost = _state.depth == 1
     try:
         yield plain.advance
     except BaseException:
-        plain.finish("stopped", always=True)
+        plain.finish("stopped", always=False)
         raise
     plain.finish("done", always=outermost)
 

@@ -170,3 +170,12 @@ def test_durations(seconds: float, shown: str):
 
 def test_status_line_before_any_time_passed_has_no_rate():
     assert status_line("x", 0, 10, 0.0, "items") == "x: 0/10 (0 %)"
+
+
+def test_an_error_before_any_progress_line_leaves_the_error_as_the_only_line():
+    console, clock = log_console(), FakeClock()
+    with pytest.raises(ValueError):
+        with track(3, "suite", unit="tests", console=console, clock=clock, every=10):
+            clock.now += 1
+            raise ValueError("bad model entry")
+    assert text(console) == ""
