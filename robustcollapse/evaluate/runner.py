@@ -204,7 +204,7 @@ def open_model(
         console,
         options.data_root,
         options.download,
-        options.modules.get(entry.name),
+        instance=options.modules.get(entry.name),
     )
     ckpt = checkpoint_path(suite, entry)
     info = {
