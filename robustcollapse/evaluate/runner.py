@@ -27,7 +27,7 @@ from robustcollapse.errors import UserError
 from robustcollapse.evaluate.base import Context, TestResult
 from robustcollapse.evaluate.overrides import Overrides
 from robustcollapse.evaluate.temperature import model_temperature
-from robustcollapse.io import check_output, exclusive, remove_stale_temporaries, write_json
+from robustcollapse.io import check_output, exclusive, one_at_a_time, remove_stale_temporaries, write_json
 from robustcollapse.models.checkpoint import sidecar_path
 from robustcollapse.models.zoo import checkpoint_path, model_view, recipe_groups, resolved_recipe
 from robustcollapse.report.document import new_document
@@ -196,17 +196,18 @@ def open_model(
     """Obtain (load or train) one model, record it in the document, and return the context its tests run in and
     its finished results (cleared when the checkpoint changed since they were recorded)."""
     suite, data = p.suite, p.data
-    model, meta, trained = obtain_model(
-        suite,
-        entry,
-        data,
-        options.device,
-        console,
-        options.data_root,
-        options.download,
-        instance=options.modules.get(entry.name),
-    )
     ckpt = checkpoint_path(suite, entry)
+    with one_at_a_time(ckpt, lambda: console.print(f"waiting: another run holds {ckpt} (training it?)", markup=False)):
+        model, meta, trained = obtain_model(
+            suite,
+            entry,
+            data,
+            options.device,
+            console,
+            options.data_root,
+            options.download,
+            instance=options.modules.get(entry.name),
+        )
     info = {
         "checkpoint": str(ckpt) if ckpt else meta["model"].get("weights"),
         "sha256": meta["sha256"],
