@@ -3,7 +3,8 @@
 Three files per output `results/X.json`: the complete document (written only by a run that finished every test),
 `results/X.json.partial` (the resume state: each finished (model, test), written as soon as it finishes) and
 `results/X.interrupted.json` (what an interrupted run had finished, as a document with `status: interrupted`).
-An interrupted run therefore never replaces a complete document, and a rerun resumes from the state."""
+An interrupted run therefore never replaces a complete document, and a rerun resumes from the state. A shard of a
+job array (`eval --shard I/N`, `evaluate/shards.py`) runs only its pairs, into its own state file."""
 
 from __future__ import annotations
 
@@ -143,14 +144,11 @@ class Plan:
     tests: dict[str, TestEntry]
     doc: dict[str, Any]
     state: dict[str, Any]
-
-    @property
-    def partial(self) -> Path:
-        return partial_path(self.out)
+    partial: Path  # where the resume state is kept: `partial_path(out)`, or a shard's state file
 
 
-def plan(suite: Suite, out: Path, options: RunOptions) -> Plan:
-    """Load the data, start the document and read the resume state."""
+def plan(suite: Suite, out: Path, options: RunOptions, state_file: Path | None = None) -> Plan:
+    """Load the data, start the document and read the resume state (from `state_file`, by default `<out>.partial`)."""
     limit = options.limit if options.limit is not None else suite.limit
     torch.manual_seed(suite.seed)
     data = load_dataset(suite.dataset, options.data_root, options.download, str(options.device))
@@ -161,23 +159,38 @@ def plan(suite: Suite, out: Path, options: RunOptions) -> Plan:
     doc = new_document(suite.model_dump(mode="json"), environment(options.device, suite.seed))
     doc["suite"]["limit"] = limit
     doc["overrides"] = ({"limit": options.limit} if options.limit is not None else {}) | options.overrides.record()
-    state = _load_partial(partial_path(out), fingerprint(suite, limit))
+    state_file = state_file or partial_path(out)
+    state = _load_partial(state_file, fingerprint(suite, limit))
     tests = dict(zip(suite.test_ids(), suite.test_entries(), strict=True))
-    return Plan(suite, out, limit, data, heldout, tests, doc, state)
+    return Plan(suite, out, limit, data, heldout, tests, doc, state, state_file)
+
+
+def suite_pairs(suite: Suite) -> list[tuple[str, str]]:
+    """Every (model, test id) of a suite in the order a run records them: model by model, tests in suite order."""
+    return [(entry.name, test_id) for entry in suite.models for test_id in suite.test_ids()]
+
+
+def run_pairs(p: Plan, pairs: list[tuple[str, str]], options: RunOptions, console: Console) -> None:
+    """Run `pairs` (in suite order) and record each in the document, opening only the models they name, each once.
+
+    A pair finished earlier (in the resume state) is recorded, not rerun; each one that runs is written to the
+    resume state `p.partial` at once."""
+    entries = {entry.name: entry for entry in p.suite.models}
+    for name in dict.fromkeys(model for model, _ in pairs):
+        ctx, done = open_model(p, entries[name], options, console)
+        for test_id in [test_id for model, test_id in pairs if model == name]:
+            if test_id in done:
+                console.print(f"[dim]✓ {escape(name)} / {escape(test_id)}: finished earlier, skipped[/]")
+            else:
+                done[test_id] = run_test(ctx, name, test_id, p.tests[test_id], p.suite.seed, console)
+                write_json(p.partial, p.state)
+            record(p.doc, name, test_id, done[test_id])
 
 
 def _run(suite: Suite, out: Path, options: RunOptions, console: Console) -> dict[str, Any]:
     p = plan(suite, out, options)
     try:
-        for entry in suite.models:
-            ctx, done = open_model(p, entry, options, console)
-            for test_id, params in p.tests.items():
-                if test_id in done:
-                    console.print(f"[dim]✓ {escape(entry.name)} / {escape(test_id)}: finished earlier, skipped[/]")
-                else:
-                    done[test_id] = run_test(ctx, entry.name, test_id, params, suite.seed, console)
-                    write_json(p.partial, p.state)
-                record(p.doc, entry.name, test_id, done[test_id])
+        run_pairs(p, suite_pairs(suite), options, console)
     except KeyboardInterrupt:
         p.doc["status"] = "interrupted"
         write_json(interrupted_path(out), p.doc)
