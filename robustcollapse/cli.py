@@ -110,6 +110,7 @@ download_option = click.option("--download", is_flag=True, help="Let torchvision
 @click.option("--models", "models", default=None, help="Comma-separated model names to run (default: all).")
 @click.option("--tests", "tests", default=None, help="Comma-separated test ids, names or kinds to run (default: all).")
 @click.option("--strict", is_flag=True, help="Exit 3 when any attack honesty check fires.")
+@click.option("--shard", default=None, help="I/N: run only share I of N (0 <= I < N) of the pairs; see `merge`.")
 @friendly
 def eval(
     suite_file: Path | None,
@@ -122,27 +123,54 @@ def eval(
     models: str | None,
     tests: str | None,
     strict: bool,
+    shard: str | None,
 ) -> None:
     """Run a suite (default suites/mnist.yaml): train missing models, evaluate, print tables, write JSON.
 
     --limit, --epochs, --models and --tests try a heavy suite cheaply; the document records them, and the gate never
-    compares it with a document made without them. --strict exits 3 when an attack honesty check fired."""
+    compares it with a document made without them. --strict exits 3 when an attack honesty check fired.
+    --shard I/N (job arrays) runs every N-th (model, test) pair from the I-th into results/<name>.json.shard-I-of-N;
+    `merge` assembles the document when all N have finished."""
     from robustcollapse.config import load_suite
     from robustcollapse.devices import resolve_device
     from robustcollapse.evaluate.overrides import Overrides, apply_overrides, split_list
-    from robustcollapse.evaluate.runner import RunOptions, default_output, run_suite
+    from robustcollapse.evaluate.runner import RunOptions, default_output
+    from robustcollapse.evaluate.shards import run_eval
     from robustcollapse.report.tables import fired_checks, print_results
 
     overrides = Overrides(epochs, split_list(models), split_list(tests))
     suite = apply_overrides(load_suite(suite_file or DEFAULT_SUITE), overrides)
     out = json_path or default_output(suite)
     options = RunOptions(resolve_device(device), data_root, download, limit, overrides)
-    doc = run_suite(suite, out, options, console)
-    print_results(doc, suite, console)
-    console.print(f"results: [bold]{escape(str(out))}[/]")
+    doc = run_eval(suite, out, options, shard, console)
+    if shard is None:
+        print_results(doc, suite, console)
+        console.print(f"results: [bold]{escape(str(out))}[/]")
     fired = fired_checks(doc) if strict else []
     if fired:
         raise ChecksFired(f"--strict: honesty checks fired ({' | '.join(fired)})")
+
+
+@main.command()
+@click.argument("suite_file", type=click.Path(path_type=Path))
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The output the shards ran for [default: results/<suite name>.json].",
+)
+@friendly
+def merge(suite_file: Path, json_path: Path | None) -> None:
+    """Assemble the document of `eval SUITE_FILE --shard I/N` runs from their N complete shard states: the same
+    document an unsharded eval writes (but timings and env). A missing, duplicated or incomplete shard, or one of
+    another suite or limit, is exit 2 naming its file."""
+    from robustcollapse.evaluate.shards import merge_shards
+    from robustcollapse.report.tables import print_results
+
+    doc, suite, out = merge_shards(suite_file, json_path, console)
+    print_results(doc, suite, console)
+    console.print(f"results: [bold]{escape(str(out))}[/] (merged from {len(doc['env']['shards'])} shards)")
 
 
 @main.command()
