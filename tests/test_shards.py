@@ -20,7 +20,7 @@ from robustcollapse.cli import main
 from robustcollapse.config import load_suite
 from robustcollapse.evaluate.runner import suite_pairs
 from robustcollapse.evaluate.shards import Shard, shard_pairs
-from robustcollapse.io import lock_path, one_at_a_time
+from robustcollapse.io import exclusive, lock_path, one_at_a_time
 
 SUITES = Path(__file__).resolve().parents[1] / "suites"
 SUITE = "suites/smoke.yaml"
@@ -163,6 +163,15 @@ def test_a_bad_shard_set_is_one_line_exit_2_naming_the_file(sharded, monkeypatch
     assert lines[0].startswith("error: ") and expected in lines[0], lines[0]
     assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
     assert {p: p.read_bytes() for p in Path("results").glob("smoke.json*")} == before  # nothing written or deleted
+
+
+def test_merge_refuses_while_a_shard_is_still_running(sharded):
+    with exclusive(Path(STATE.format(1))):  # what a live shard holds
+        result = cli("merge", SUITE)
+    assert result.exit_code == 2 and "results/smoke.json.shard-1-of-2: another robustcollapse run is writing it" in (
+        result.stderr
+    )
+    assert not Path("results/smoke.json").exists() and Path(STATE.format(1)).exists()
 
 
 @pytest.mark.parametrize("value", ["2/2", "0/0", "-1/2", "1", "1/2/3", "a/b", ""])

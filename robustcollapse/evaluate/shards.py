@@ -25,6 +25,7 @@ training is not bit-reproducible (GPUs)."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import re
@@ -154,19 +155,22 @@ def merge_shards(suite_file: Path, json_path: Path | None, console: Console) -> 
     `status: complete`; returns (document, suite with the shards' overrides applied, output path)."""
     base = load_suite(suite_file)
     out = json_path or default_output(base)
+    check_output(out, "--json", protected_inputs(base))
     paths = _one_split(out, shard_states(out), suite_file)
-    states = [_read_state(path, Shard(i, len(paths))) for i, path in enumerate(paths)]
-    suite, limit = _suite_of(base, states[0], paths[0])
-    for i, (path, state) in enumerate(zip(paths, states, strict=True)):
-        _check_state(state, path, Shard(i, len(paths)), suite, limit, states[0]["overrides"])
-    owners = _owners(states, paths, suite)
-    _same_weights(states, paths, suite_file)
-    check_output(out, "--json", protected_inputs(suite))
-    with exclusive(out):
+    with exclusive(out), contextlib.ExitStack() as held:
+        for path in paths:  # a shard still running is an error naming its state; none starts while we merge
+            held.enter_context(exclusive(path))
+        states = [_read_state(path, Shard(i, len(paths))) for i, path in enumerate(paths)]
+        suite, limit = _suite_of(base, states[0], paths[0])
+        check_output(out, "--json", protected_inputs(suite))  # the checkpoints of the shards' --epochs too
+        for i, (path, state) in enumerate(zip(paths, states, strict=True)):
+            _check_state(state, path, Shard(i, len(paths)), suite, limit, states[0]["overrides"])
+        owners = _owners(states, paths, suite)
+        _same_weights(states, paths, suite_file)
         doc = _assemble(suite, limit, states, owners, console)
         write_json(out, doc)
         for path in paths:
-            path.unlink(missing_ok=True)
+            path.unlink()
     return doc, suite, out
 
 
