@@ -11,9 +11,9 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from robustcollapse.errors import UserError
 
@@ -104,6 +104,55 @@ def exclusive(path: Path) -> Iterator[None]:
             yield
         finally:
             lock.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def one_at_a_time(path: Path | None, on_wait: Callable[[], None]) -> Iterator[None]:
+    """Hold `<path>.lock`, waiting (after calling `on_wait` once) while another process holds it.
+
+    For files that several runs may make at once and that are then only read, such as a checkpoint two shards of a
+    job array both miss: the second waits for the first's training and loads its weights. A holder removes the
+    lock file on release, so a waiter checks that its lock is on the file still at that path and otherwise takes
+    the new one. Without advisory locks, or where no lock file can be made (a read-only folder, where nothing can
+    be written anyway) or `path` is None, it holds nothing."""
+    if path is None or fcntl is None:
+        yield
+        return
+    lock = lock_path(path)
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fh = _locked(lock, on_wait)
+    except OSError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        fh.close()
+
+
+def _locked(lock: Path, on_wait: Callable[[], None]) -> IO[str]:
+    """An open handle holding the advisory lock on the file now at `lock` (waiting for it if need be)."""
+    waited = False
+    while True:
+        fh = open(lock, "a+")  # noqa: SIM115 - held open while the lock is held, closed by the caller
+        try:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not waited:
+                    on_wait()
+                    waited = True
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            if os.fstat(fh.fileno()).st_ino == os.stat(lock).st_ino:
+                return fh
+        except FileNotFoundError:
+            pass  # released and removed by the holder we waited for: lock the file at that path now
+        except BaseException:
+            fh.close()
+            raise
+        fh.close()
 
 
 def check_output(path: Path, flag: str, protected: dict[Path, str]) -> None:

@@ -19,6 +19,7 @@ from robustcollapse.devices import resolve_device
 from robustcollapse.errors import UserError
 from robustcollapse.evaluate.overrides import Overrides, apply_overrides
 from robustcollapse.evaluate.runner import RunOptions, default_output, run_suite
+from robustcollapse.evaluate.shards import run_eval
 from robustcollapse.report.tables import print_results
 
 IN_MEMORY = "<in-memory>"  # the `module:` prefix that marks a model handed over as a Python object
@@ -107,13 +108,15 @@ def evaluate_file(
     console: Console | None = None,
     bf16: bool = False,
     channels_last: bool = False,
+    shard: str | None = None,
 ) -> tuple[dict[str, Any], Path]:
     """Run a suite file as `robustcollapse eval` does: train missing models, evaluate, print the tables (`show`),
     write the result document to `json_path` (default results/<suite name>.json). Returns (document, its path).
 
     `epochs` (a cap), `models` (names) and `tests` (ids, names or kinds) try a heavy suite cheaply; the document
     records them, and the gate never compares it with a document made without them. Under torchrun every rank
-    calls this; each computes its share, rank 0 alone prints and writes (the others get the same document)."""
+    calls this; each computes its share, rank 0 alone prints and writes (the others get the same document).
+    `shard` ("I/N") runs one share of the (model, test) pairs of a job array into its own state (see `shards`)."""
     overrides = Overrides(epochs, tuple(models), tuple(tests))
     suite = apply_overrides(load_suite(suite_file), overrides)
     out = Path(json_path) if json_path else default_output(suite)
@@ -122,9 +125,9 @@ def evaluate_file(
     options = RunOptions(distributed.setup(resolve_device(device)), root, download, limit, overrides)
     options.bf16, options.channels_last = bf16, channels_last
     try:
-        doc = run_suite(suite, out, options, console)
+        doc = run_eval(suite, out, options, shard, console)
     finally:
         distributed.teardown()
-    if show and distributed.is_main():
+    if show and shard is None and distributed.is_main():
         print_results(doc, suite, console)
     return doc, out

@@ -3,10 +3,12 @@
 Three files per output `results/X.json`: the complete document (written only by a run that finished every test),
 `results/X.json.partial` (the resume state: each finished (model, test), written as soon as it finishes) and
 `results/X.interrupted.json` (what an interrupted run had finished, as a document with `status: interrupted`).
-An interrupted run therefore never replaces a complete document, and a rerun resumes from the state."""
+An interrupted run therefore never replaces a complete document, and a rerun resumes from the state. A shard of a
+job array (`eval --shard I/N`, `evaluate/shards.py`) runs only its pairs, into its own state file."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import platform
@@ -28,7 +30,7 @@ from robustcollapse.errors import UserError
 from robustcollapse.evaluate.base import Context, TestResult
 from robustcollapse.evaluate.overrides import Overrides
 from robustcollapse.evaluate.temperature import model_temperature
-from robustcollapse.io import check_output, exclusive, remove_stale_temporaries, write_json
+from robustcollapse.io import check_output, exclusive, one_at_a_time, remove_stale_temporaries, write_json
 from robustcollapse.models.checkpoint import sidecar_path
 from robustcollapse.models.zoo import checkpoint_path, model_view, recipe_groups, resolved_recipe
 from robustcollapse.progress import track
@@ -158,14 +160,11 @@ class Plan:
     tests: dict[str, TestEntry]
     doc: dict[str, Any]
     state: dict[str, Any]
-
-    @property
-    def partial(self) -> Path:
-        return partial_path(self.out)
+    partial: Path  # where the resume state is kept: `partial_path(out)`, or a shard's state file
 
 
-def plan(suite: Suite, out: Path, options: RunOptions) -> Plan:
-    """Load the data, start the document and read the resume state."""
+def plan(suite: Suite, out: Path, options: RunOptions, state_file: Path | None = None) -> Plan:
+    """Load the data, start the document and read the resume state (from `state_file`, by default `<out>.partial`)."""
     limit = options.limit if options.limit is not None else suite.limit
     torch.manual_seed(suite.seed)
     data = load_dataset(suite.dataset, options.data_root, options.download, str(options.device))
@@ -177,28 +176,42 @@ def plan(suite: Suite, out: Path, options: RunOptions) -> Plan:
     doc["suite"]["limit"] = limit
     limited = {"limit": options.limit} if options.limit is not None else {}
     doc["overrides"] = limited | options.overrides.record() | options.numerics()
+    state_file = state_file or partial_path(out)
     fp = fingerprint(suite, limit, options.numerics())
-    state = broadcast_object(_load_partial(partial_path(out), fp) if is_main() else None)
+    state = broadcast_object(_load_partial(state_file, fp) if is_main() else None)
     tests = dict(zip(suite.test_ids(), suite.test_entries(), strict=True))
-    return Plan(suite, out, limit, data, heldout, tests, doc, state)
+    return Plan(suite, out, limit, data, heldout, tests, doc, state, state_file)
+
+
+def suite_pairs(suite: Suite) -> list[tuple[str, str]]:
+    """Every (model, test id) of a suite in the order a run records them: model by model, tests in suite order."""
+    return [(entry.name, test_id) for entry in suite.models for test_id in suite.test_ids()]
+
+
+def run_pairs(p: Plan, pairs: list[tuple[str, str]], options: RunOptions, console: Console) -> None:
+    """Run `pairs` (in suite order) and record each in the document, opening only the models they name, each once.
+
+    A pair finished earlier (in the resume state) is recorded, not rerun; each one that runs is written to the
+    resume state `p.partial` at once."""
+    entries = {entry.name: entry for entry in p.suite.models}
+    with track(len(pairs), f"{p.suite.name}: {len(pairs)} (model, test) pairs", unit="tests") as advance:
+        for name in dict.fromkeys(model for model, _ in pairs):
+            ctx, done = open_model(p, entries[name], options, console)
+            for test_id in [test_id for model, test_id in pairs if model == name]:
+                if test_id in done:
+                    console.print(f"[dim]✓ {escape(name)} / {escape(test_id)}: finished earlier, skipped[/]")
+                else:
+                    with torch.autocast(options.device.type, dtype=torch.bfloat16, enabled=options.bf16):
+                        done[test_id] = run_test(ctx, name, test_id, p.tests[test_id], p.suite.seed, console)
+                    _write(p.partial, p.state)
+                record(p.doc, name, test_id, done[test_id])
+                advance(1)
 
 
 def _run(suite: Suite, out: Path, options: RunOptions, console: Console) -> dict[str, Any]:
     p = plan(suite, out, options)
-    pairs = f"{suite.name}: {len(suite.models)} models x {len(p.tests)} tests"
     try:
-        with track(len(suite.models) * len(p.tests), pairs, unit="tests") as advance:
-            for entry in suite.models:
-                ctx, done = open_model(p, entry, options, console)
-                for test_id, params in p.tests.items():
-                    if test_id in done:
-                        console.print(f"[dim]✓ {escape(entry.name)} / {escape(test_id)}: finished earlier, skipped[/]")
-                    else:
-                        with torch.autocast(options.device.type, dtype=torch.bfloat16, enabled=options.bf16):
-                            done[test_id] = run_test(ctx, entry.name, test_id, params, suite.seed, console)
-                        _write(p.partial, p.state)
-                    record(p.doc, entry.name, test_id, done[test_id])
-                    advance(1)
+        run_pairs(p, suite_pairs(suite), options, console)
     except KeyboardInterrupt:
         p.doc["status"] = "interrupted"
         _write(interrupted_path(out), p.doc)
@@ -210,6 +223,14 @@ def _run(suite: Suite, out: Path, options: RunOptions, console: Console) -> dict
         p.partial.unlink(missing_ok=True)
         interrupted_path(out).unlink(missing_ok=True)
     return p.doc
+
+
+def _checkpoint_lock(ckpt: Path | None, console: Console) -> contextlib.AbstractContextManager[None]:
+    """One run at a time loads or trains a checkpoint (job-array shards may share one). Under torchrun rank 0 alone
+    takes the lock: the ranks train a missing model together, and a rank waiting on rank 0 would deadlock it."""
+    if ckpt is None or not is_main():
+        return contextlib.nullcontext()
+    return one_at_a_time(ckpt, lambda: console.print(f"waiting: another run holds {ckpt} (training it?)", markup=False))
 
 
 def _write(path: Path, obj: dict[str, Any]) -> None:
@@ -224,19 +245,21 @@ def open_model(
     """Obtain (load or train) one model, record it in the document, and return the context its tests run in and
     its finished results (cleared when the checkpoint changed since they were recorded)."""
     suite, data = p.suite, p.data
-    model, meta, trained = obtain_model(
-        suite,
-        entry,
-        data,
-        options.device,
-        console,
-        options.data_root,
-        options.download,
-        instance=options.modules.get(entry.name),
-    )
+    ckpt = checkpoint_path(suite, entry)
+    with _checkpoint_lock(ckpt, console):
+        model, meta, trained = obtain_model(
+            suite,
+            entry,
+            data,
+            options.device,
+            console,
+            options.data_root,
+            options.download,
+            instance=options.modules.get(entry.name),
+        )
     if options.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    info = p.doc["models"][entry.name] = model_record(checkpoint_path(suite, entry), meta, trained)
+    info = p.doc["models"][entry.name] = model_record(ckpt, meta, trained)
     done = p.state["results"].setdefault(entry.name, {})
     if p.state["models"].get(entry.name) != meta["sha256"]:
         done.clear()  # a different checkpoint: nothing cached for this model is valid

@@ -1,79 +1,21 @@
-"""Command line: thin wrappers that parse, call the library and print. Errors are one line, exit code 2."""
+"""The commands: each parses its flags, calls one library function a notebook can call too, prints and exits."""
 
 from __future__ import annotations
 
-import functools
-import signal
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
 from robustcollapse import __version__
+from robustcollapse.cli.errors import OneLineErrors, err_console, friendly
 from robustcollapse.errors import ChecksFired, UserError
 
 console = Console(emoji=False)
-err_console = Console(stderr=True, emoji=False)
 
 DEFAULT_SUITE = Path("suites/mnist.yaml")
-
-
-def _terminate(signum: int, frame: Any) -> None:
-    """SIGTERM (what a batch scheduler sends before killing) is handled like Ctrl-C."""
-    raise KeyboardInterrupt
-
-
-def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn UserError into a one-line message (its exit code, 2 for bad input) and Ctrl-C or SIGTERM into exit 130."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        import robustcollapse.evaluate  # noqa: F401  (registers every plug-in: test kinds and their families)
-
-        try:
-            previous = signal.signal(signal.SIGTERM, _terminate)
-        except ValueError:  # not the main thread: leave signals alone
-            previous = None
-        try:
-            return fn(*args, **kwargs)
-        except UserError as exc:
-            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            err_console.print("[yellow]interrupted:[/] finished results are kept; rerun the same command to resume")
-            sys.exit(130)
-        finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
-
-    return wrapper
-
-
-class OneLineErrors(click.Group):
-    """Click's usage errors (a bad flag, a value out of range) print as one line like every other bad input,
-    `error: COMMAND: message (see COMMAND --help)` with exit 2, instead of click's usage block."""
-
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
-        if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
-        try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
-        except click.UsageError as exc:
-            command = exc.ctx.command_path if exc.ctx else "robustcollapse"
-            message = f"{command}: {exc.format_message()} (see {command} --help)"
-            err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-            sys.exit(exc.exit_code)
-        except click.ClickException as exc:
-            err_console.print(f"[bold red]error:[/] {escape(exc.format_message())}", highlight=False, soft_wrap=True)
-            sys.exit(exc.exit_code)
-        except click.Abort:
-            err_console.print("[yellow]interrupted[/]")
-            sys.exit(130)
-        sys.exit(code if isinstance(code, int) else 0)
 
 
 @click.group(name="robustcollapse", cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
@@ -113,6 +55,7 @@ download_option = click.option("--download", is_flag=True, help="Let torchvision
 @click.option("--quiet", is_flag=True, help="No progress bars or lines (tables, warnings, errors still print).")
 @click.option("--bf16", is_flag=True, help="Evaluate under bfloat16 autocast (recorded; never gated against fp32).")
 @click.option("--channels-last", is_flag=True, help="Models in channels-last memory format (faster convs on GPUs).")
+@click.option("--shard", default=None, help="I/N: run only share I of N (0 <= I < N) of the pairs; see `merge`.")
 @friendly
 def eval(
     suite_file: Path | None,
@@ -128,11 +71,13 @@ def eval(
     quiet: bool,
     bf16: bool,
     channels_last: bool,
+    shard: str | None,
 ) -> None:
     """Run a suite (default suites/mnist.yaml): train missing models, evaluate, print tables, write JSON.
 
     --limit, --epochs, --models and --tests try a heavy suite cheaply; the document records them, and the gate never
-    compares it with a document made without them. --strict exits 3 when an attack honesty check fired."""
+    compares it with a document made without them. --strict exits 3 when an attack honesty check fired. --shard I/N
+    (job arrays) runs every N-th (model, test) pair from the I-th; `merge` assembles the document from all N."""
     from robustcollapse import distributed, progress
     from robustcollapse.evaluate.api import evaluate_file
     from robustcollapse.evaluate.overrides import split_list
@@ -153,13 +98,37 @@ def eval(
         console=console,
         bf16=bf16,
         channels_last=channels_last,
+        shard=shard,
     )
     if not distributed.is_main():
         return
-    console.print(f"results: [bold]{escape(str(out))}[/]")
+    if shard is None:
+        console.print(f"results: [bold]{escape(str(out))}[/]")
     fired = fired_checks(doc) if strict else []
     if fired:
         raise ChecksFired(f"--strict: honesty checks fired ({' | '.join(fired)})")
+
+
+@main.command()
+@click.argument("suite_file", type=click.Path(path_type=Path))
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The output the shards ran for [default: results/<suite name>.json].",
+)
+@friendly
+def merge(suite_file: Path, json_path: Path | None) -> None:
+    """Assemble the document of `eval SUITE_FILE --shard I/N` runs from their N complete shard states: the same
+    document an unsharded eval writes (but timings and env). A missing, duplicated or incomplete shard, or one of
+    another suite or limit, is exit 2 naming its file."""
+    from robustcollapse.evaluate.shards import merge_shards
+    from robustcollapse.report.tables import print_results
+
+    doc, suite, out = merge_shards(suite_file, json_path, console)
+    print_results(doc, suite, console)
+    console.print(f"results: [bold]{escape(str(out))}[/] (merged from {len(doc['env']['shards'])} shards)")
 
 
 @main.command()
