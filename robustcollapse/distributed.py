@@ -10,6 +10,8 @@ does nothing when there is one process, so the same code path serves a laptop an
   the very tensor one process would have computed, and the document from N processes equals the one from 1.
 - `map_chunks(n, size, fn)`: a batched loop over range(n) split between the ranks by whole batches, gathered.
 - `all_sum(t)`, `broadcast_object(obj)`, `barrier()`.
+- `batch_mean(x)`: the mean over the global batch (every rank's slice of it) of a loss term that is not a mean of
+  per-example terms, differentiable: how a head's batch-level penalty sees the whole batch in data-parallel training.
 
 A lost peer must not hang a run forever: the process group has a timeout (ROBUSTCOLLAPSE_DIST_TIMEOUT seconds,
 default 300), and a collective that fails — the peer's socket closed, or the timeout ran out — becomes a one-line
@@ -288,6 +290,37 @@ def broadcast_object(obj: T) -> T:
     return box[0]
 
 
+class _SumOverRanks(torch.autograd.Function):
+    """all_reduce(SUM) that autograd goes through: every rank's output depends on every rank's input with weight 1,
+    so the gradient reaching a rank's input is the sum over ranks of the gradients reaching their outputs."""
+
+    @staticmethod
+    def forward(ctx: Any, t: torch.Tensor) -> torch.Tensor:
+        """The sum over ranks of `t` (a fresh tensor: autograd must not see an in-place change of its input)."""
+        return all_sum(t.detach().clone(memory_format=torch.contiguous_format))
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        """The sum over ranks of the gradients of the output."""
+        return all_sum(grad.clone(memory_format=torch.contiguous_format))
+
+
+def batch_mean(x: torch.Tensor) -> torch.Tensor:
+    """The mean of `x`'s elements over every rank's `x`, differentiable; exactly `x.mean()` in one process.
+
+    For loss terms of a whole batch that are not a mean of per-example terms (the binary head's
+    exp(mean z²)): with each rank holding a slice of the global batch, a term computed on the slice alone would be
+    another function. The sum and the element count travel in one float64 all-reduce (counts stay exact, the sum
+    loses nothing to the reduction order that float32 would). The training loop weights each rank's loss by its
+    share of the batch, so the gradients summed over ranks are those of the global batch's loss: the backward's
+    all-reduce adds the weights back up to 1."""
+    if not _several():
+        return x.mean()
+    local = torch.stack([x.sum().double(), torch.tensor(float(x.numel()), dtype=torch.float64, device=x.device)])
+    total = _SumOverRanks.apply(local)
+    return (total[0] / total[1]).to(x.dtype)
+
+
 def barrier() -> None:
     """Wait until every rank gets here (identity in one process)."""
     if _several():
@@ -301,6 +334,7 @@ __all__ = [
     "World",
     "all_sum",
     "barrier",
+    "batch_mean",
     "broadcast_object",
     "gather",
     "is_main",

@@ -10,11 +10,16 @@ import torch.nn.functional as F
 from pydantic import AfterValidator, Field
 from torch import nn
 
+from robustcollapse.distributed import batch_mean
 from robustcollapse.registry import register
 
 
 class Head(nn.Module):
-    """`forward(h) -> (z, logits)`; `loss(logits, z, y) -> scalar`; `classifier` is the last linear layer."""
+    """`forward(h) -> (z, logits)`; `loss(logits, z, y) -> scalar`; `classifier` is the last linear layer.
+
+    The loss is a mean over the batch it is given. In data-parallel training that is one rank's slice of the global
+    batch, and the loop weights it by the slice's share: right for means of per-example terms (cross-entropy, the
+    HAFrame pull); a term of the whole batch that is not such a mean must use `distributed.batch_mean`."""
 
     classifier: nn.Linear
     latent_dim: int
@@ -91,6 +96,9 @@ class BinaryHead(LatentHead):
     shrink ||z|| against the CE pressure to separate classes makes each coordinate of z settle on two values.
     penalty 'l2' (published v4): loss = CE + gamma_t * mean(z^2), gamma_t = min(gamma0 * growth^t, gamma_max)
     growing each epoch t (0-based).
+
+    The mean of z^2 is over the whole batch: in data-parallel training `distributed.batch_mean` takes it over every
+    rank's slice (exp of a slice's mean is not the batch's), and in one process it is `mean()` itself.
     """
 
     def __init__(
@@ -116,7 +124,7 @@ class BinaryHead(LatentHead):
         return {"gamma": self.gamma} if self.penalty == "l2" else {}
 
     def loss(self, logits: torch.Tensor, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        mean_square = z.float().pow(2).mean()
+        mean_square = batch_mean(z.float().pow(2))
         if self.penalty == "l2":
             return F.cross_entropy(logits, y) + self.gamma * mean_square
         return F.cross_entropy(logits, y) + self.lam * torch.exp(mean_square)
