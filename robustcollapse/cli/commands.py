@@ -163,18 +163,22 @@ def train(
     download: bool,
 ) -> None:
     """Train models: a suite's (default suites/mnist.yaml: the baseline and binary pair), a recipe file, or flags."""
+    from robustcollapse import distributed
     from robustcollapse.devices import resolve_device
     from robustcollapse.training.recipes import train_from_file, train_from_flags
 
-    dev = resolve_device(device)
-    if dataset or backbone or head:
-        if file is not None:
-            raise UserError("give either a FILE or --dataset/--backbone/--head flags, not both")
-        train_from_flags(dataset, backbone, head, epochs, seed, out, dev, data_root, download, console)
-    else:
-        if epochs is not None or seed is not None or out is not None:
-            raise UserError("--epochs/--seed/--out go with --dataset/--backbone/--head; a file sets its own")
-        train_from_file(file or DEFAULT_SUITE, force, dev, data_root, download, console)
+    dev = distributed.setup(resolve_device(device))
+    try:
+        if dataset or backbone or head:
+            if file is not None:
+                raise UserError("give either a FILE or --dataset/--backbone/--head flags, not both")
+            train_from_flags(dataset, backbone, head, epochs, seed, out, dev, data_root, download, console)
+        else:
+            if epochs is not None or seed is not None or out is not None:
+                raise UserError("--epochs/--seed/--out go with --dataset/--backbone/--head; a file sets its own")
+            train_from_file(file or DEFAULT_SUITE, force, dev, data_root, download, console)
+    finally:
+        distributed.teardown()
 
 
 @main.command()

@@ -23,6 +23,7 @@ from robustcollapse.config import (
 )
 from robustcollapse.data import Dataset, hold_out, load_dataset
 from robustcollapse.devices import resolve_device
+from robustcollapse.distributed import broadcast_object, is_main
 from robustcollapse.errors import UserError
 from robustcollapse.models import Classifier
 from robustcollapse.models.checkpoint import recover_checkpoint
@@ -64,10 +65,10 @@ def obtain_model(
     path = checkpoint_path(suite, entry)
     recipe = resolved_recipe(suite, entry)
     trained = False
-    recovered = recover_checkpoint(path)
+    recovered = recover_checkpoint(path) if is_main() else None  # one rank repairs; N at once would race
     if recovered:
         console.print(f"checkpoint {path}: an interrupted save was {recovered}", markup=False)
-    if path.is_file() and not retrain:
+    if broadcast_object(path.is_file()) and not retrain:  # rank 0's view: all ranks load, or all train together
         model, meta = load_suite_checkpoint(path, entry, recipe, data, device)
     elif recipe is not None:
         console.print(f"[bold]training[/] {escape(entry.name)} → {escape(str(path))}")
@@ -115,10 +116,16 @@ def inspect_file(
     return suite, inspect_suite(suite, data, dev, console or Console(emoji=False))
 
 
+def _main_only(console: Console) -> Console:
+    """`console` on rank 0 (and in one process); under torchrun the other ranks train alike and say nothing."""
+    return console if is_main() else Console(quiet=True)
+
+
 def train_from_file(
     path: Path, force: bool, device: torch.device, data_root: Path | None, download: bool, console: Console
 ) -> list[Path]:
     """Train every `train:` model of a suite file (skipping existing checkpoints unless `force`), or one recipe."""
+    console = _main_only(console)
     data, _ = load_yaml(Path(path))
     if "models" not in data:
         recipe = load_recipe(path)
@@ -163,6 +170,7 @@ def train_from_flags(
     console: Console,
 ) -> Path:
     """Train one model described by command-line flags."""
+    console = _main_only(console)
     missing = [flag for flag, v in (("--dataset", dataset), ("--backbone", backbone), ("--head", head)) if not v]
     if missing:
         raise UserError(f"training from flags needs {', '.join(missing)} too (see `robustcollapse list`)")
