@@ -52,6 +52,7 @@ RECIPES = {
     "binary-exp-batches-of-1": {**BASE, "head": {"name": "binary", "d": 8, "lam": 10}, "batch_size": 1, "epochs": 2},
 }
 TRAIN_IMAGES = {"binary-exp-batches-of-1": 40}  # the others train on all 1437
+DIVERGING = {**BASE, "head": {"name": "binary", "d": 8, "lam": 10}, "lr": 1.0}  # exp(mean z²) overflows in epoch 1
 LOSS_RTOL = 1e-6
 WEIGHT_ATOL = 1e-5
 FIGURE_RTOL = 1e-4  # the collapse figures of the history
@@ -72,11 +73,19 @@ def trainer(rank: int, size: int, port: int, out: str) -> None:
         return real_save(model, weights, meta)
 
     parallel.save_checkpoint = spy
+    cpu = torch.device("cpu")
     got: dict[str, Any] = {}
     for name in RECIPES:
         weights = Path(out, f"{name}.safetensors")
-        model, sidecar = loop.train_to_checkpoint(recipe(name), digits(name), weights, torch.device("cpu"))
+        model, sidecar = loop.train_to_checkpoint(recipe(name), digits(name), weights, cpu)
         got[name] = {"state": model.state_dict(), "sidecar": sidecar, "on_disk": weights.is_file()}
+    try:
+        loop.train_to_checkpoint(
+            Recipe.model_validate(DIVERGING), digits("diverging"), Path(out, "diverging.safetensors"), cpu
+        )
+        got["diverging"] = "no error"
+    except UserError as exc:
+        got["diverging"] = str(exc)
     rd.teardown()
     torch.save(got, Path(out, f"rank{rank}.pt"))
 
@@ -150,6 +159,14 @@ def test_only_rank_0_writes_and_every_rank_keeps_the_saved_model(two_ranks, name
     assert ranks[1][name]["sidecar"] == ranks[0][name]["sidecar"] == read_sidecar(out / f"{name}.safetensors")
     for key, value in ranks[0][name]["state"].items():
         assert torch.equal(ranks[1][name]["state"][key], value), key  # bit for bit: one all-reduced gradient
+
+
+def test_a_diverging_loss_stops_every_rank_alike(two_ranks):
+    """No deadlock: the loss is the global one after the all-reduce, so every rank sees inf at the same step."""
+    out, ranks = two_ranks
+    assert ranks[0]["diverging"] == ranks[1]["diverging"]
+    assert ranks[0]["diverging"].startswith("mlp+binary: training diverged at epoch 1 (loss inf")
+    assert not (out / "diverging.safetensors").exists()
 
 
 def old_epoch(model, opt, recipe: Recipe, train: Split, generator: torch.Generator, where: str) -> tuple[float, float]:
