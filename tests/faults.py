@@ -35,6 +35,7 @@ def plant(point: str, sig: str) -> None:
 
         train.accuracy = accuracy
     elif point == "test":
+        import robustcollapse.evaluate  # noqa: F401  (registers the test kinds, as the CLI does)
         from robustcollapse import registry
 
         kind = registry.get("test", "clean")
