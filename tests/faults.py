@@ -22,6 +22,9 @@ def fire(sig: str) -> None:
 
 
 def plant(point: str, sig: str) -> None:
+    # A shell that starts jobs in the background (`cmd &`) leaves SIGINT ignored in them, and Python then installs
+    # no KeyboardInterrupt handler: restore Ctrl-C's default so the planted SIGINT is a Ctrl-C wherever this runs.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if point == "train":
         import robustcollapse.training.loop as train
 
