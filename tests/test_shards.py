@@ -238,3 +238,13 @@ def test_a_second_holder_of_a_checkpoint_waits_for_the_first(tmp_path):
     with one_at_a_time(None, lambda: events.append("no path")):
         pass
     assert events[-1] == "second holds"
+
+
+def test_shards_evaluated_in_bf16_merge_and_keep_their_numerics(sharded):
+    flags = [*FLAGS[:-1], "clean", "--bf16", "--json", "results/bf.json"]
+    for shard in ("0/2", "1/2"):
+        assert cli("eval", SUITE, *flags, "--shard", shard).exit_code == 0
+    merged = cli("merge", SUITE, "--json", "results/bf.json")
+    assert merged.exit_code == 0, merged.output
+    doc = json.loads(Path("results/bf.json").read_text())
+    assert doc["overrides"]["bf16"] is True and sorted(doc["metrics"]) == ["baseline", "binary"]

@@ -38,6 +38,8 @@ from robustcollapse.report.document import new_document
 from robustcollapse.training.recipes import obtain_model
 from robustcollapse.version import __version__
 
+NUMERICS = ("bf16", "channels_last")  # RunOptions flags that change the numbers (recorded with the overrides)
+
 
 @dataclass
 class RunOptions:
@@ -53,7 +55,7 @@ class RunOptions:
     def numerics(self) -> dict[str, bool]:
         """The evaluation's numerics when they are not the default fp32 / contiguous: recorded with the overrides
         (the gate never compares them with a default run) and part of what a resumed run must match."""
-        return {k: True for k, on in (("bf16", self.bf16), ("channels_last", self.channels_last)) if on}
+        return {k: True for k in NUMERICS if getattr(self, k)}
 
 
 def default_output(suite: Suite) -> Path:

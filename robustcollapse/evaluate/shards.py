@@ -41,6 +41,7 @@ from robustcollapse.distributed import world
 from robustcollapse.errors import UserError
 from robustcollapse.evaluate.overrides import Overrides, apply_overrides
 from robustcollapse.evaluate.runner import (
+    NUMERICS,
     RunOptions,
     default_output,
     fingerprint,
@@ -244,7 +245,7 @@ def _check_state(
     """One shard state: the first's overrides, this suite and limit, complete with every pair it owns."""
     if state["overrides"] != overrides:
         raise UserError(f"{path}: made with overrides {state['overrides']}, shard 0 with {overrides}; rerun it")
-    if state["fingerprint"] != fingerprint(suite, limit):
+    if state["fingerprint"] != fingerprint(suite, limit, {k: v for k, v in overrides.items() if k in NUMERICS}):
         raise UserError(
             f"{path}: made from another suite or --limit than {suite._source} (limit {limit}, overrides "
             f"{overrides}); rerun `robustcollapse eval {suite._source} --shard {shard.index}/{shard.count}`"
