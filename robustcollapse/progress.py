@@ -75,6 +75,12 @@ def set_console(console: Console | None) -> None:
     _state.console = console
 
 
+def main_only(console: Console) -> Console:
+    """`console` on rank 0 (and in one process); a silent console on the other torchrun ranks, which compute the
+    same things and would print them again."""
+    return console if is_main() else Console(quiet=True)
+
+
 def _console() -> Console:
     """The module's console, made on first use (a rich Console on stderr, which decides terminal or not)."""
     if _state.console is None:
@@ -256,4 +262,14 @@ def iterate(items: Iterable[T], description: str, unit: str = "items", total: in
             advance(1)
 
 
-__all__ = ["LOG_EVERY_S", "RateColumn", "duration", "iterate", "set_console", "set_quiet", "status_line", "track"]
+__all__ = [
+    "LOG_EVERY_S",
+    "RateColumn",
+    "duration",
+    "iterate",
+    "main_only",
+    "set_console",
+    "set_quiet",
+    "status_line",
+    "track",
+]

@@ -122,8 +122,8 @@ def evaluate_file(
     out = Path(json_path) if json_path else default_output(suite)
     console = console or Console(emoji=False)
     root = Path(data_root) if data_root else None
-    options = RunOptions(distributed.setup(resolve_device(device)), root, download, limit, overrides)
-    options.bf16, options.channels_last = bf16, channels_last
+    device_here = distributed.setup(resolve_device(device))
+    options = RunOptions(device_here, root, download, limit, overrides, bf16=bf16, channels_last=channels_last)
     try:
         doc = run_eval(suite, out, options, shard, console)
     finally:

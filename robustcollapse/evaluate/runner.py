@@ -33,7 +33,7 @@ from robustcollapse.evaluate.temperature import model_temperature
 from robustcollapse.io import check_output, exclusive, one_at_a_time, remove_stale_temporaries, write_json
 from robustcollapse.models.checkpoint import sidecar_path
 from robustcollapse.models.zoo import checkpoint_path, model_view, recipe_groups, resolved_recipe
-from robustcollapse.progress import track
+from robustcollapse.progress import main_only, track
 from robustcollapse.report.document import new_document
 from robustcollapse.training.recipes import obtain_model
 from robustcollapse.version import __version__
@@ -130,7 +130,7 @@ def run_suite(suite: Suite, out: Path, options: RunOptions, console: Console) ->
     skips what finished. `out` is written only when every test finished.
     """
     if not is_main():  # under torchrun every rank computes its share; rank 0 alone prints and writes
-        return _run(suite, out, options, Console(quiet=True))
+        return _run(suite, out, options, main_only(console))
     check_output(out, "--json", protected_inputs(suite))
     with exclusive(out):
         for path in (out, partial_path(out), interrupted_path(out)):

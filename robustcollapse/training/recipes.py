@@ -36,6 +36,7 @@ from robustcollapse.models.zoo import (
     model_view,
     resolved_recipe,
 )
+from robustcollapse.progress import main_only
 from robustcollapse.training.loop import train_to_checkpoint
 
 
@@ -116,16 +117,11 @@ def inspect_file(
     return suite, inspect_suite(suite, data, dev, console or Console(emoji=False))
 
 
-def _main_only(console: Console) -> Console:
-    """`console` on rank 0 (and in one process); under torchrun the other ranks train alike and say nothing."""
-    return console if is_main() else Console(quiet=True)
-
-
 def train_from_file(
     path: Path, force: bool, device: torch.device, data_root: Path | None, download: bool, console: Console
 ) -> list[Path]:
     """Train every `train:` model of a suite file (skipping existing checkpoints unless `force`), or one recipe."""
-    console = _main_only(console)
+    console = main_only(console)
     data, _ = load_yaml(Path(path))
     if "models" not in data:
         recipe = load_recipe(path)
@@ -170,7 +166,7 @@ def train_from_flags(
     console: Console,
 ) -> Path:
     """Train one model described by command-line flags."""
-    console = _main_only(console)
+    console = main_only(console)
     missing = [flag for flag, v in (("--dataset", dataset), ("--backbone", backbone), ("--head", head)) if not v]
     if missing:
         raise UserError(f"training from flags needs {', '.join(missing)} too (see `robustcollapse list`)")
