@@ -10,6 +10,7 @@ gate and never judged.
 from __future__ import annotations
 
 import fnmatch
+import math
 from dataclasses import dataclass
 
 DEFAULT_TOLERANCE = 0.02  # absolute, for a judged metric whose spec names no tolerance of its own
@@ -58,8 +59,17 @@ def declared() -> list[MetricSpec]:
     return [_SPECS[p] for p in sorted(_SPECS)]
 
 
-def format_value(key: str, value: float) -> str:
-    """A metric value as its spec formats it (4 decimals without a spec; a flag as 0/1)."""
+def is_flag(key: str) -> bool:
+    """Whether `key` is an honesty check's 0/1 (shown as the check's verdict, not as a number)."""
     spec = spec_for(key)
-    fmt = ".4f" if spec is None else spec.fmt
+    return spec is not None and spec.fmt == "flag"
+
+
+def format_value(key: str, value: float | None, default: str = ".4f") -> str:
+    """A metric value as its spec formats it (`default` without a spec; a flag as 0/1; '—' for a missing or
+    non-finite value)."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    spec = spec_for(key)
+    fmt = default if spec is None else spec.fmt
     return format(value, ".0f" if fmt == "flag" else fmt)

@@ -18,7 +18,7 @@ from robustcollapse import registry
 from robustcollapse.config import Suite
 from robustcollapse.errors import UserError
 from robustcollapse.io import atomic_write_text
-from robustcollapse.metrics.spec import spec_for
+from robustcollapse.metrics.spec import format_value, is_flag
 from robustcollapse.report import plots
 from robustcollapse.report.tables import test_flags, untrusted
 from robustcollapse.training.tracking import TRACKED
@@ -35,13 +35,11 @@ class Section:
     figures: list[tuple[str, Path]] = field(default_factory=list)
 
 
-def _fmt(value: Any, fmt: str = "") -> str:
-    """A value for the page: a number in its MetricSpec's format (4 significant digits without one), '—' if none."""
+def _fmt(value: Any) -> str:
+    """A value that is not a metric (a convergence epoch, a sidecar's accuracy): 4 significant digits, '—' if none."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "—"
-    if isinstance(value, float):
-        return format(value, fmt or ".4g")
-    return html.escape(str(value))
+    return f"{value:.4g}" if isinstance(value, float) else html.escape(str(value))
 
 
 def _metric_table(doc: dict[str, Any], columns: list[tuple[str, str]], test_id: str) -> str:
@@ -49,8 +47,7 @@ def _metric_table(doc: dict[str, Any], columns: list[tuple[str, str]], test_id: 
     head = "".join(f"<th>{html.escape(m)}</th>" for m in models)
     rows = []
     for key, header in columns:
-        spec = spec_for(key)
-        if spec is not None and spec.fmt == "flag":
+        if is_flag(key):
             check = key.rsplit("/", 1)[-1]
             cells = []
             for m in models:
@@ -60,7 +57,7 @@ def _metric_table(doc: dict[str, Any], columns: list[tuple[str, str]], test_id: 
             cells = []
             for m in models:
                 why = untrusted(doc, m, test_id, key)
-                text = _fmt(doc["metrics"][m].get(key), "" if spec is None else spec.fmt)
+                text = format_value(key, doc["metrics"][m].get(key), default=".4g")
                 cells.append(text if why is None else f"<b class=flag title='{html.escape(why)}'>{text} ⚠</b>")
         cells_html = "".join(f"<td>{c}</td>" for c in cells)
         rows.append(f"<tr><th>{html.escape(header)}</th><td class=key>{html.escape(key)}</td>{cells_html}</tr>")

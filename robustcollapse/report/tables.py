@@ -11,7 +11,7 @@ from rich.table import Table
 
 from robustcollapse import registry
 from robustcollapse.config import Suite
-from robustcollapse.metrics.spec import spec_for
+from robustcollapse.metrics.spec import format_value, is_flag
 
 
 def _fmt(value: Any, spec: str) -> str:
@@ -51,8 +51,8 @@ def fired_checks(doc: dict[str, Any]) -> list[str]:
     return out
 
 
-def _number_cell(doc: dict[str, Any], model: str, test_id: str, key: str, spec: str) -> str:
-    text = _fmt(doc["metrics"][model].get(key), spec)
+def _number_cell(doc: dict[str, Any], model: str, test_id: str, key: str) -> str:
+    text = format_value(key, doc["metrics"][model].get(key))
     return text if untrusted(doc, model, test_id, key) is None else f"[bold yellow]{text} ⚠[/]"
 
 
@@ -86,15 +86,13 @@ def result_tables(doc: dict[str, Any], suite: Suite) -> list[Table]:
         for model in models:
             table.add_column(escape(model), justify="right")
         for key, header in columns:
-            spec = spec_for(key)
-            if spec is not None and spec.fmt == "flag":
+            if is_flag(key):
                 check = key.rsplit("/", 1)[-1]
                 cells = [_flag_cell(test_flags(doc, m, test_id).get("checks", {}).get(check)) for m in models]
             elif all(key not in doc["metrics"][m] for m in models):
                 continue  # a metric no model has (e.g. the scaled calibration of a suite without temperature)
             else:
-                fmt = ".4f" if spec is None else spec.fmt
-                cells = [_number_cell(doc, m, test_id, key, fmt) for m in models]
+                cells = [_number_cell(doc, m, test_id, key) for m in models]
             table.add_row(header, key, *cells)
         tables.append(table)
     return tables

@@ -10,7 +10,7 @@ import pytest
 
 from robustcollapse import registry
 from robustcollapse.config import load_suite
-from robustcollapse.metrics.spec import MetricSpec, declare, declared, format_value, spec_for
+from robustcollapse.metrics.spec import MetricSpec, declare, declared, format_value, is_flag, spec_for
 from robustcollapse.report.gate import direction, tolerance
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,3 +79,9 @@ def test_values_are_formatted_as_their_spec_says():
     assert format_value("nc/min_angle", 59.94) == "59.9"
     assert format_value("adv/flags/bad_gradients", 1.0) == "1"
     assert format_value("no/such/key", 0.5) == "0.5000"
+
+
+def test_missing_values_and_flags():
+    assert format_value("clean/acc", None) == "—" and format_value("clean/acc", float("nan")) == "—"
+    assert format_value("no/such/key", 0.123456, default=".4g") == "0.1235"
+    assert is_flag("adv/flags/not_monotone") and not is_flag("clean/acc") and not is_flag("no/such/key")
