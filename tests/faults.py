@@ -4,7 +4,7 @@
 
 At POINT the process sends itself SIGNAL (INT, TERM or KILL), then runs on as far as the signal lets it:
 - `train`: the 2nd epoch evaluation, i.e. during the second model's training (1 epoch each);
-- `test`: entering the second `clean` test (after the first one finished);
+- `test`: entering the `collapse` test (the second test of the model, after `clean` finished);
 - `write:NAME`: inside the atomic write of file NAME, after its temporary file is written, before the rename;
 - `commit:SUFFIX`: just before the rename of a file whose target ends with SUFFIX (checkpoint journal steps).
 """
@@ -41,12 +41,12 @@ def plant(point: str, sig: str) -> None:
         import robustcollapse.evaluate  # noqa: F401  (registers the test kinds, as the CLI does)
         from robustcollapse import registry
 
-        kind = registry.get("test", "clean")
+        kind = registry.get("test", "collapse")
         real_run, calls = kind.run, {"n": 0}
 
         def run(ctx, params):
             calls["n"] += 1
-            if calls["n"] == 2:
+            if calls["n"] == 1:
                 fire(sig)
             return real_run(ctx, params)
 

@@ -129,7 +129,8 @@ CASES: list[tuple[str, dict[str, str | bytes], list[str], str]] = [
         "two-corruption-tests-one-prefix",
         {"s.yaml": swap("kind: clean", "kind: corruption\n  - kind: corruption\n    source: npy")},
         ["eval", "s.yaml"],
-        "s.yaml:8 tests[1]: its metrics would overwrite those of tests[0] (both `shift/…`)",
+        "s.yaml:8 tests[1]: its metrics could overwrite those of tests[0] (`shift/…` and `shift/…`; one key, one "
+        "writer): give one of them another `prefix:`",
     ),
     (
         "unknown-detector",

@@ -54,7 +54,7 @@ def test_eval_prints_tables_and_writes_the_result_document(smoke_run, workdir):
         for eps in ("8_255", "32_255"):
             worst = metrics[f"adv/worst-linf-{eps}/acc"]
             assert worst <= min(metrics[f"adv/fgsm-linf-{eps}/acc"], metrics[f"adv/pgd-linf-{eps}/acc"])
-            assert worst <= metrics["clean/acc@attack"]
+            assert worst <= metrics["adv/clean_acc"]
         assert list(doc["flags"][model]["attack"]["checks"]) == list(check_names())
         assert all(metrics[f"adv/flags/{c}"] in (0.0, 1.0) for c in check_names())
         assert 0 < metrics["shift/mean/acc"] <= metrics["shift/clean/acc"] + 0.05
@@ -188,18 +188,18 @@ def test_train_from_flags_and_stale_checkpoint_detection(workdir):
 
 
 def test_eval_strict_exits_3_when_a_check_fires(workdir):
-    # one PGD step cannot finish its optimisation: `incomplete_optimisation` fires on the ordinary smoke models
+    # the smoke binary model's softmax is diffuse: the untargeted PGD row is marked; the baseline trips nothing
     suite = (workdir / "suites/smoke.yaml").read_text()
-    head = suite.split("  - name: binary")[0]  # the baseline only
-    attack = "tests:\n  - kind: attack\n    attacks: [pgd]\n    eps: [8/255]\n    steps: {}\n    n_examples: 40\n"
-    (workdir / "suites/one.yaml").write_text(head + attack.format(1))
-    (workdir / "suites/twenty.yaml").write_text(head + attack.format(20))
+    models = suite.split("tests:")[0]
+    attack = "tests:\n  - kind: attack\n    attacks: [pgd]\n    eps: [32/255]\n    n_examples: 60\n"
+    (workdir / "suites/one.yaml").write_text(models + attack)
+    (workdir / "suites/twenty.yaml").write_text(models.split("  - name: binary")[0] + attack)  # the baseline only
     lax = invoke("eval", "suites/one.yaml", "--device", "cpu", "--json", "one.json")
     assert lax.exit_code == 0 and "honesty checks fired" in lax.output and "⚠" in lax.output
     doc = json.loads((workdir / "one.json").read_text())
-    mark = doc["flags"]["baseline"]["attack"]["numbers"]["adv/pgd-linf-8_255/acc"]
-    assert mark == {"trusted": False, "why": "incomplete_optimisation"}
+    mark = doc["flags"]["binary"]["attack"]["numbers"]["adv/pgd-linf-32_255/acc"]
+    assert mark["trusted"] is False and mark["why"].startswith("diffuse_softmax")
     strict = CliRunner().invoke(main, ["eval", "suites/one.yaml", "--device", "cpu", "--strict"])
-    assert strict.exit_code == 3 and "incomplete_optimisation" in strict.output
-    calm = invoke("eval", "suites/twenty.yaml", "--device", "cpu", "--strict", "--json", "twenty.json")  # same model
+    assert strict.exit_code == 3 and "diffuse_softmax" in strict.output
+    calm = invoke("eval", "suites/twenty.yaml", "--device", "cpu", "--strict", "--json", "twenty.json")
     assert calm.exit_code == 0 and "honesty checks: none fired" in calm.output

@@ -34,7 +34,8 @@ models:
       head: {name: binary, d: 8, lam: 10}
 tests:
   - kind: clean
-  - kind: clean
+  - kind: collapse
+    split: test
 """
 EVAL = ["eval", "suites/tiny.yaml", "--device", "cpu"]
 pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="the write fault reads /proc/self/fd")
@@ -85,10 +86,10 @@ def same_metrics(doc: dict, reference: dict) -> bool:
 
 SCENARIOS = [
     # (point, signal, (model, test) recorded before the fault, was model a's checkpoint kept)
-    ("train", "INT", ["a / clean", "a / clean#2"], True),
+    ("train", "INT", ["a / clean", "a / collapse"], True),
     ("test", "TERM", ["a / clean"], True),
     ("test", "KILL", ["a / clean"], True),
-    ("write:tiny.json", "KILL", ["a / clean", "a / clean#2", "b / clean", "b / clean#2"], True),
+    ("write:tiny.json", "KILL", ["a / clean", "a / collapse", "b / clean", "b / collapse"], True),
     ("commit:tiny-a.json", "KILL", [], True),  # killed after the checkpoint's commit point: the save is finished
     ("commit:tiny-a.json.pending", "KILL", [], False),  # killed before it: the half save is discarded
 ]

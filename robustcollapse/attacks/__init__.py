@@ -8,6 +8,8 @@ What lives where:
   counts an adversarial example only once it has re-measured it; `Attacked` (one run's outcome), `Expectation`
   (EOT over a randomised model).
 - `threat.py`: the norm and eps: `parse_eps`, `eps_label` (as in metric keys), perturbation sizes and the eps test.
+- `pgd.py`: our PGD with a choice of objective (cross-entropy, margin, targeted margin) that keeps its path, and
+  multi-targeted PGD: the checks that compare losses and targets need control torchattacks does not give.
 - `checks/`: the honesty (gradient-masking) checks (family `check`): `checks/base.py` has the `Probe` they read,
   the `check(...)` decorator and `run_checks`; the checks themselves are grouped by source, one module each.
 

@@ -126,8 +126,18 @@ class Runner:
             return registry.get("attack", "autoattack-rand"), "rand"
         return registry.get("attack", name), "standard"
 
-    def run(self, name: str, eps: float, steps: int, n: int, build: Callable[..., Any] | None = None) -> Attacked:
-        """Attack the clean-correct points among the first n; `build` makes a check's own (unregistered) attack."""
+    def run(
+        self,
+        name: str,
+        eps: float,
+        steps: int,
+        n: int,
+        build: Callable[..., Any] | None = None,
+        among: torch.Tensor | None = None,
+    ) -> Attacked:
+        """Attack the clean-correct points among the first n; `build` makes a check's own (unregistered) attack;
+        `among` (a mask over the n points) restricts it to those points (a cascade on what other attacks left
+        robust: give such a run its own name, its robust mask counts the other points as broken)."""
         n = min(n, len(self.x))  # a suite limit below n_examples must not make a second, identical run
         key = (name, eps, steps, n)
         if key in self.memo:
@@ -135,7 +145,7 @@ class Runner:
         kind, version = (None, "standard") if build is not None else self._kind(name)
         stages = self._stages(name, kind, version, eps, steps, build)
         x, y = self.x[:n], self.y[:n]
-        correct = self.clean_correct(n)
+        correct = self.clean_correct(n) if among is None else self.clean_correct(n) & among[:n]
         start = time.perf_counter()
         adv, broken_by = self._cascade(stages, x, y, correct, eps)
         seconds = time.perf_counter() - start

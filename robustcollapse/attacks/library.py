@@ -11,7 +11,8 @@ torchattacks' own `AutoAttack` class builds these parts with 10 steps; it is not
 in `components` so the runner can tell which stage broke a point (Square is black-box, the others white-box).
 `autoattack-rand` is the official version for randomised defences: APGD-CE and APGD-DLR (untargeted), 100 steps
 each, every gradient the mean of 20 samples (EOT); the runner uses it for `autoattack` when EOT is on.
-`fixed_budget` marks attacks whose budget ignores `steps` (single-step attacks, Square, AutoAttack).
+`fixed_budget` marks attacks whose budget ignores `steps` (single-step attacks, Square, AutoAttack). `mt-pgd`
+(multi-targeted PGD) is ours (`pgd.py`): torchattacks has no margin-loss PGD aimed at each class in turn.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torchattacks
 from torch import nn
 from torchattacks.attack import Attack
 
+from robustcollapse.attacks.pgd import MultiTargeted
 from robustcollapse.registry import register
 
 Factory = Callable[[nn.Module, str, float, int, int, int], Attack]
@@ -35,7 +37,9 @@ AUTOATTACK_EOT = 20
 @dataclass(frozen=True)
 class AttackKind:
     """A registered attack: how to build it, which norms it supports, whether it stays inside eps, whether it
-    reads gradients (white box), whether `steps` sets its budget, and the registered attacks it chains."""
+    reads gradients (white box), whether `steps` sets its budget, the registered attacks it chains, the loss it
+    maximises ('ce', 'margin', 'dlr', ... ; the objective-mismatch checks read it) and whether it aims at target
+    classes."""
 
     build: Factory
     norms: tuple[str, ...]
@@ -44,6 +48,8 @@ class AttackKind:
     white_box: bool = True
     fixed_budget: bool = False
     components: tuple[str, ...] = ()
+    loss: str = "ce"
+    targeted: bool = False
 
     def __call__(self, model: nn.Module, norm: str, eps: float, steps: int, seed: int, num_classes: int):
         return self.build(model, norm, eps, steps, seed, num_classes)
@@ -58,9 +64,11 @@ def _attack(
     white_box: bool = True,
     fixed_budget: bool = False,
     components: tuple[str, ...] = (),
+    loss: str = "ce",
+    targeted: bool = False,
 ) -> Callable[[Factory], AttackKind]:
     def wrap(build: Factory) -> AttackKind:
-        kind = AttackKind(build, norms, bounded, iterative, white_box, fixed_budget, components)
+        kind = AttackKind(build, norms, bounded, iterative, white_box, fixed_budget, components, loss, targeted)
         object.__setattr__(kind, "__doc__", doc)
         register("attack", name)(kind)
         return kind
@@ -99,13 +107,23 @@ def fgm(model, norm, eps, steps, seed, num_classes):
     return torchattacks.PGDL2(model, eps=eps, alpha=eps, steps=1, random_start=False)
 
 
-@_attack("cw", "Carlini-Wagner L2 (c=1, kappa=0, `steps` Adam steps); counts only within eps.", ("l2",), bounded=False)
+@_attack(
+    "cw",
+    "Carlini-Wagner L2 (c=1, kappa=0, `steps` Adam steps); counts only within eps.",
+    ("l2",),
+    bounded=False,
+    loss="margin",
+)
 def cw(model, norm, eps, steps, seed, num_classes):
     return torchattacks.CW(model, c=1.0, kappa=0.0, steps=steps, lr=0.01)
 
 
 @_attack(
-    "deepfool", "DeepFool (L2, overshoot 0.02, `steps` iterations); counts only within eps.", ("l2",), bounded=False
+    "deepfool",
+    "DeepFool (L2, overshoot 0.02, `steps` iterations); counts only within eps.",
+    ("l2",),
+    bounded=False,
+    loss="linearised boundary",
 )
 def deepfool(model, norm, eps, steps, seed, num_classes):
     return torchattacks.DeepFool(model, steps=steps, overshoot=0.02)
@@ -118,7 +136,13 @@ def apgd_ce(model, norm, eps, steps, seed, num_classes):
     )
 
 
-@_attack("apgd-t", "Targeted APGD (DLR loss), `steps` steps x min(9, K-1) target classes.", ("linf", "l2"))
+@_attack(
+    "apgd-t",
+    "Targeted APGD (DLR loss), `steps` steps x min(9, K-1) target classes.",
+    ("linf", "l2"),
+    loss="dlr",
+    targeted=True,
+)
 def apgd_t(model, norm, eps, steps, seed, num_classes):
     return torchattacks.APGDT(
         model,
@@ -131,7 +155,13 @@ def apgd_t(model, norm, eps, steps, seed, num_classes):
     )
 
 
-@_attack("fab", "Targeted FAB, `steps` steps x min(9, K-1) target classes.", ("linf", "l2"))
+@_attack(
+    "fab",
+    "Targeted FAB, `steps` steps x min(9, K-1) target classes.",
+    ("linf", "l2"),
+    loss="linearised boundary",
+    targeted=True,
+)
 def fab(model, norm, eps, steps, seed, num_classes):
     return torchattacks.FAB(
         model,
@@ -151,6 +181,7 @@ def fab(model, norm, eps, steps, seed, num_classes):
     ("linf", "l2"),
     white_box=False,
     fixed_budget=True,
+    loss="margin",
 )
 def square(model, norm, eps, steps, seed, num_classes):
     return torchattacks.Square(
@@ -165,11 +196,23 @@ def square(model, norm, eps, steps, seed, num_classes):
     )
 
 
-@_attack("apgd-dlr", "Untargeted APGD with the DLR loss, `steps` steps, 1 restart.", ("linf", "l2"))
+@_attack("apgd-dlr", "Untargeted APGD with the DLR loss, `steps` steps, 1 restart.", ("linf", "l2"), loss="dlr")
 def apgd_dlr(model, norm, eps, steps, seed, num_classes):
     return torchattacks.APGD(
         model, norm=TORCHATTACKS_NORM[norm], eps=eps, steps=steps, n_restarts=1, seed=seed, loss="dlr"
     )
+
+
+@_attack(
+    "mt-pgd",
+    "Multi-targeted PGD: the margin z_t - z_y towards each of the top min(9, K-1) other classes in turn, `steps` "
+    "steps of 2.5*eps/steps each from a random start (Gowal et al. 2019).",
+    ("linf", "l2"),
+    loss="margin",
+    targeted=True,
+)
+def mt_pgd(model, norm, eps, steps, seed, num_classes):
+    return MultiTargeted(model, norm, eps, steps, seed, target_classes(num_classes))
 
 
 @_attack(
@@ -178,6 +221,8 @@ def apgd_dlr(model, norm, eps, steps, seed, num_classes):
     ("linf", "l2"),
     fixed_budget=True,
     components=("apgd-ce", "apgd-t", "fab", "square"),
+    loss="ensemble",
+    targeted=True,
 )
 def autoattack(model, norm, eps, steps, seed, num_classes):
     stages = (apgd_ce, apgd_t, fab, square)  # each stage with the official 100 steps (Square: 5,000 queries)
@@ -190,6 +235,7 @@ def autoattack(model, norm, eps, steps, seed, num_classes):
     ("linf", "l2"),
     fixed_budget=True,
     components=("apgd-ce", "apgd-dlr"),
+    loss="ensemble",
 )
 def autoattack_rand(model, norm, eps, steps, seed, num_classes):
     return torchattacks.MultiAttack(

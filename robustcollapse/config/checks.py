@@ -107,19 +107,21 @@ def _check_test(
     if kind not in registry.names("test"):
         fail(path, lines, (*loc, "kind"), registry.unknown_name_message("test", kind))
     params = validate(registry.get("test", kind).Params, test, path, lines, prefix=loc)
-    space = registry.get("test", kind).namespace(params)
-    if space is not None and space in namespaces:
-        fail(
-            path,
-            lines,
-            loc,
-            f"its metrics would overwrite those of tests[{namespaces[space]}] (both `{space}/…`); "
-            "give one of them another `prefix:`",
-        )
-    if space is not None:
-        namespaces[space] = loc[-1]
+    spaces = registry.get("test", kind).namespace(params)
+    for space in spaces:
+        clash = next(((taken, i) for taken, i in namespaces.items() if _nested(space, taken)), None)
+        if clash is not None:
+            fix = "give one of them another `prefix:`" if "prefix" in type(params).model_fields else "keep one of them"
+            message = f"its metrics could overwrite those of tests[{clash[1]}] (`{space}/…` and `{clash[0]}/…`; one "
+            fail(path, lines, loc, message + f"key, one writer): {fix}")
+    namespaces.update(dict.fromkeys(spaces, loc[-1]))
     if "heldout" in getattr(params, "sets", []) and not suite.heldout:
         fail(path, lines, (*loc, "sets"), "the 'heldout' set needs the suite's `heldout: [classes]`")
+
+
+def _nested(a: str, b: str) -> bool:
+    """Whether key prefixes a and b can name the same key: equal, or one a folder of the other."""
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
 
 
 def _check_external(entry: ModelEntry, path: Path, lines: dict[Loc, int], loc: Loc) -> None:

@@ -1,13 +1,20 @@
 """Test kind `attack`: robust accuracy per attack and eps, the per-example worst case, and honesty checks.
 
 Every listed attack runs on the clean-correct points among the first `n_examples` test images (the runner in
-`robustcollapse/attacks/adversary.py` says what counts as an adversarial example). The worst case at eps is the
-per-example AND of the robust masks of every attack run on these points, by this test and by earlier attack tests
-of the same model with the same norm and eps (on the points they share). The honesty checks
-(`robustcollapse/attacks/checks/`) run on the first `check_examples` points; when one fires, every robust accuracy
-it concerns is marked `trusted: false` in the document and the table. A randomised model (the `nondeterministic`
-check fires, or `eot: N` is set) is attacked with EOT over N samples (default 20) and AutoAttack runs its `rand`
-version.
+`robustcollapse/attacks/adversary.py` says what counts as an adversarial example). The test's worst case at eps is
+the per-example AND of its own attacks' robust masks. Its keys live under its `prefix:` (default `adv`), so two
+attack tests of one suite need two prefixes (a config error otherwise): `{prefix}/{attack}-{norm}-{eps}/acc`,
+`{prefix}/worst-{norm}-{eps}/acc`, `{prefix}/clean_acc`, `{prefix}/flags/{check}`. The robust masks are kept in
+the details (hex bit strings) so `evaluate/evidence.py` can compare the attack tests of a model on the points they
+share once all have run: the worst case across tests (`worst/{norm}-{eps}/acc`) and the disagreements that mark
+an earlier (or later) test's rows.
+
+The honesty checks (`robustcollapse/attacks/checks/`) run on the first `check_examples` points; when one fires,
+every robust accuracy it concerns is marked `trusted: false` in the document and the table. Two checks run before
+the attacks and change them: a randomised model (`nondeterministic` fires, or `eot: N` is set) is attacked with
+EOT over N samples (default 20) and AutoAttack runs its `rand` version; a diffuse softmax (`diffuse_softmax`)
+adds a targeted attack (APGD-T, the test's steps x min(9, K-1) targets) on the points the listed attacks leave
+robust, into the worst case, and the document says so.
 """
 
 from __future__ import annotations
@@ -21,18 +28,22 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 from robustcollapse import registry
 from robustcollapse.attacks import Attacked, AttackKind, Probe, Runner, check_names, eps_label, parse_eps, run_checks
 from robustcollapse.attacks.checks.athalye2018 import nondeterministic
+from robustcollapse.attacks.checks.croce2020 import diffuse_softmax
 from robustcollapse.config import TestEntry
 from robustcollapse.data import to_float
 from robustcollapse.evaluate.base import Context, TestKind, TestResult, frozen, slug
+from robustcollapse.evaluate.evidence import acc_key, across_key, pack, reconcile
 from robustcollapse.metrics.spec import MetricSpec, declare
 from robustcollapse.registry import register
 
 DEFAULT_EOT = 20
+ADDED_ATTACK = "apgd-t"  # what a diffuse softmax adds: the targeted attack Croce & Hein designed for this case
+RESERVED_PREFIXES = ("worst",)  # the worst case across attack tests (evidence.py)
 
 
 SPECS = declare(
-    MetricSpec("clean/acc@attack", "clean accuracy on the attacked points (the robust accuracies' ceiling)"),
-    MetricSpec("adv/flags/*", "honesty check fired (1) or not (0)", "flag", higher_is_better=False, tolerance=0.0),
+    MetricSpec("*/flags/*", "honesty check fired (1) or not (0)", "flag", higher_is_better=False, tolerance=0.0),
+    MetricSpec("*/clean_acc", "clean accuracy on an attack test's points (the ceiling of its robust accuracies)"),
 )
 
 
@@ -43,13 +54,18 @@ class AttackParams(TestEntry):
     kind: Literal["attack"]
     attacks: list[str] = Field(min_length=1)
     norm: Literal["linf", "l2"] = "linf"
-    eps: list[Eps] = Field(min_length=1)
-    steps: int = Field(20, ge=1)
+    eps: list[Eps] = Field(min_length=1, max_length=64)
+    steps: int = Field(20, ge=1, le=100_000)
     n_examples: int = Field(1000, ge=1)
     checks: bool = True
     check_examples: int = Field(200, ge=1)
     tolerance: float = Field(0.02, ge=0, le=1)
-    eot: int | None = Field(None, ge=1)
+    eot: int | None = Field(None, ge=1, le=10_000)
+    prefix: str = Field(
+        "adv",
+        pattern=r"^[a-z0-9][a-z0-9_-]*$",
+        description="the metric-key namespace of this test: two attack tests of one suite need two",
+    )
 
     @field_validator("attacks")
     @classmethod
@@ -60,6 +76,13 @@ class AttackParams(TestEntry):
         if len(set(names)) != len(names):
             raise ValueError("an attack is listed twice")
         return names
+
+    @field_validator("prefix")
+    @classmethod
+    def _not_reserved(cls, prefix: str) -> str:
+        if prefix in RESERVED_PREFIXES:
+            raise ValueError(f"prefix {prefix!r} is reserved (the worst case across attack tests); pick another")
+        return prefix
 
     @model_validator(mode="after")
     def _norms(self) -> AttackParams:
@@ -73,21 +96,25 @@ class AttackParams(TestEntry):
         return self
 
 
-def acc_key(name: str, norm: str, eps: float) -> str:
-    return f"adv/{name}-{norm}-{eps_label(eps)}/acc"
-
-
 def trust(checks: dict[str, dict[str, Any]], keys: dict[str, str | None]) -> tuple[dict[str, dict[str, Any]], str]:
     """Which robust accuracies the fired checks concern (`keys`: metric key -> attack, None for a worst case) and
-    a one-line summary naming what fired."""
+    a one-line summary naming what fired. A check that lists `concerns` marks those attacks' rows (an empty list:
+    none); one without marks every row. A worst case is marked unless the check says `worst_trusted` (its evidence
+    comes from an attack that is part of the worst case, or leaves the worst case's robust points alone)."""
     fired = {name: c for name, c in checks.items() if c["flag"]}
     numbers: dict[str, dict[str, Any]] = {}
     for key, attack in keys.items():
-        why = [n for n, c in fired.items() if not c.get("concerns") or attack is None or attack in c["concerns"]]
+        why = [n for n, c in fired.items() if _concerned(c, attack)]
         if why:
             numbers[key] = {"trusted": False, "why": ", ".join(why)}
     summary = "fired: " + ", ".join(f"{n} ({_figure(c)})" for n, c in fired.items()) if fired else "no check fired"
     return numbers, summary
+
+
+def _concerned(check: dict[str, Any], attack: str | None) -> bool:
+    if attack is None:
+        return not check.get("worst_trusted", False)
+    return "concerns" not in check or attack in check["concerns"]
 
 
 def _figure(check: dict[str, Any]) -> str:
@@ -98,11 +125,16 @@ def _figure(check: dict[str, Any]) -> str:
 
 @register("test", "attack")
 class Attack(TestKind):
-    """Robust accuracy per torchattacks attack and eps, per-example worst case, gradient-masking checks."""
+    """Robust accuracy per torchattacks attack and eps, per-example worst case, gradient-masking and
+    objective-mismatch checks."""
 
     Params = AttackParams
     title = "attack — robust accuracy"
     colour = "#d62728"
+
+    @classmethod
+    def namespace(cls, params: AttackParams) -> tuple[str, ...]:
+        return (params.prefix,)
 
     @classmethod
     def figures(cls, doc: dict[str, Any], test_id: str, params: AttackParams, out: Path) -> list[tuple[str, Path]]:
@@ -112,8 +144,8 @@ class Attack(TestKind):
         names = [*params.attacks, "worst"] if len(params.attacks) > 1 else list(params.attacks)
         for attack in names:
             for m, metrics in doc["metrics"].items():
-                points = [(e, metrics[k]) for e in params.eps if (k := acc_key(attack, params.norm, e)) in metrics]
-                points = [(e, v) for e, v in points if v is not None]
+                keys = [(e, acc_key(params.prefix, attack, params.norm, e)) for e in params.eps]
+                points = [(e, metrics[k]) for e, k in keys if metrics.get(k) is not None]
                 if points:
                     curves.setdefault(attack, {})[m] = points
         if not curves:
@@ -122,13 +154,18 @@ class Attack(TestKind):
 
     @classmethod
     def columns(cls, params: AttackParams) -> list[tuple[str, str]]:
-        cols = [("clean/acc@attack", "clean (attacked set)")]
+        cols = [(f"{params.prefix}/clean_acc", "clean (attacked set)")]
         for eps in params.eps:
             for name in [*params.attacks, "worst"]:
-                cols.append((acc_key(name, params.norm, eps), f"{name} ε={eps_label(eps)}"))
+                cols.append((acc_key(params.prefix, name, params.norm, eps), f"{name} ε={eps_label(eps)}"))
+            cols.append((across_key(params.norm, eps), f"worst, all attack tests ε={eps_label(eps)}"))
         if params.checks:
-            cols += [(f"adv/flags/{c}", f"⚑ {c}") for c in check_names()]
+            cols += [(f"{params.prefix}/flags/{c}", f"⚑ {c}") for c in check_names()]
         return cols
+
+    @classmethod
+    def across(cls, doc: dict[str, Any], tests: dict[str, Any]) -> None:
+        reconcile(doc, tests)
 
     @staticmethod
     def run(ctx: Context, params: AttackParams) -> TestResult:
@@ -140,48 +177,90 @@ class Attack(TestKind):
             n = len(split)
             m = min(params.check_examples, n)
             probe = Probe(runner, params.attacks, params.eps, params.steps, m, params.tolerance)
-            randomised = nondeterministic(probe) if params.checks else None
-            runner.eot = params.eot or (DEFAULT_EOT if randomised and randomised["flag"] else 1)
-            metrics: dict[str, float] = {"clean/acc@attack": float(runner.clean_correct(n).double().mean())}
-            details: dict[str, Any] = {
-                "n": n,
-                "norm": params.norm,
-                "eps": params.eps,
-                "eot": runner.eot,
-                "attacks": {},
-                "worst": {},
-            }
-            keys = run_attacks(ctx, params, runner, n, metrics, details)
+            early = (
+                {"nondeterministic": nondeterministic(probe), "diffuse_softmax": diffuse_softmax(probe)}
+                if params.checks
+                else {}
+            )
+            runner.eot = params.eot or (DEFAULT_EOT if early.get("nondeterministic", {}).get("flag") else 1)
+            add = early.get("diffuse_softmax", {}).get("flag") and not any(
+                registry.get("attack", a).targeted for a in params.attacks
+            )
+            metrics: dict[str, float] = {f"{params.prefix}/clean_acc": float(runner.clean_correct(n).double().mean())}
+            details: dict[str, Any] = {"n": n, "norm": params.norm, "eps": params.eps, "eot": runner.eot}
+            details |= {"prefix": params.prefix, "tolerance": params.tolerance, "attacks": {}, "worst": {}}
+            keys = run_attacks(params, runner, probe, n, metrics, details, ADDED_ATTACK if add else None)
+            if add:
+                details["warnings"] = [added_warning(early["diffuse_softmax"], params)]
             if not params.checks:
                 return TestResult(metrics, details)
-            checks = run_checks(probe, done={"nondeterministic": randomised})
-            metrics.update({f"adv/flags/{name}": float(check["flag"]) for name, check in checks.items()})
-            return TestResult(metrics, details, flag_record(ctx, params, checks, keys, m))
+            checks = run_checks(probe, done=early)
+            metrics.update({f"{params.prefix}/flags/{name}": float(check["flag"]) for name, check in checks.items()})
+            numbers, summary = trust(checks, keys)
+            return TestResult(metrics, details, {"checks": checks, "numbers": numbers, "summary": summary, "points": m})
+
+
+def added_warning(finding: dict[str, Any], params: AttackParams) -> str:
+    """What the document says when a diffuse softmax made the test add a targeted attack."""
+    return (
+        f"diffuse_softmax fired ({finding['count']} of {params.check_examples} points: the runner-up holds a median "
+        f"{finding['median_share']:.2f} of the wrong-class mass): added {ADDED_ATTACK} ({params.steps} steps x up to "
+        "9 targets) on the points the listed attacks left robust; the worst case includes it"
+    )
 
 
 def run_attacks(
-    ctx: Context, params: AttackParams, runner: Runner, n: int, metrics: dict[str, float], details: dict[str, Any]
+    params: AttackParams,
+    runner: Runner,
+    probe: Probe,
+    n: int,
+    metrics: dict[str, float],
+    details: dict[str, Any],
+    added: str | None,
 ) -> dict[str, str | None]:
-    """Every listed attack at every eps on the first n points, and the worst case over them, into `metrics` and
-    `details`; returns which attack each robust accuracy belongs to (None for a worst case)."""
+    """Every listed attack at every eps on the first n points, then the `added` attack (if any) on what they left
+    robust, and the worst case, into `metrics` and `details`; returns which attack each robust accuracy belongs
+    to (None for a worst case)."""
     keys: dict[str, str | None] = {}
     for eps in params.eps:
         masks = []
         for name in params.attacks:
             res = runner.run(name, eps, params.steps, n)
             masks.append(res.robust)
-            key = acc_key(name, params.norm, eps)
+            key = acc_key(params.prefix, name, params.norm, eps)
             keys[key] = name
             metrics[key] = float(res.robust.double().mean())
             details["attacks"][f"{name}-{params.norm}-{eps_label(eps)}"] = run_details(res, runner.eot)
-        worst_key = acc_key("worst", params.norm, eps)
+        robust = torch.stack(masks).all(0)
+        attacks = list(params.attacks)
+        if added is not None:
+            res = _cascade(runner, added, eps, params.steps, n, robust)
+            probe.extra[eps] = {added: res.robust}
+            details["attacks"][f"{added}-{params.norm}-{eps_label(eps)}"] = run_details(res, runner.eot) | {
+                "on": "the points the listed attacks left robust"
+            }
+            robust = robust & res.robust
+            attacks.append(added)
+        worst_key = acc_key(params.prefix, "worst", params.norm, eps)
         keys[worst_key] = None
-        metrics[worst_key], details["worst"][eps_label(eps)] = worst_case(ctx, params, eps, torch.stack(masks).all(0))
+        metrics[worst_key] = float(robust.double().mean())
+        details["worst"][eps_label(eps)] = {"n": n, "attacks": attacks, "robust": pack(robust)}
     return keys
 
 
+def _cascade(runner: Runner, name: str, eps: float, steps: int, n: int, survivors: torch.Tensor) -> Attacked:
+    """The registered attack `name` on the survivors alone (its mask counts every other point as broken)."""
+    kind = registry.get("attack", name)
+
+    def build(model: torch.nn.Module) -> Any:
+        return kind(model, runner.norm, eps, steps, runner.seed, runner.num_classes)
+
+    return runner.run(f"{name} (added)", eps, steps, n, build=build, among=survivors)
+
+
 def run_details(res: Attacked, eot: int) -> dict[str, Any]:
-    """What the document records about one attack run: its cost, its version and which stage broke how many."""
+    """What the document records about one attack run: its cost, its version, which stage broke how many, and
+    its robust mask over the test's points (hex bits, for the comparisons across tests)."""
     return {
         "seconds": res.seconds,
         "attacked": res.attacked,
@@ -190,34 +269,5 @@ def run_details(res: Attacked, eot: int) -> dict[str, Any]:
         "version": res.version,
         "eot": eot,
         "broken_by_stage": {stage: int(b.sum()) for stage, b in res.broken_by.items()},
+        "robust": pack(res.robust),
     }
-
-
-def flag_record(
-    ctx: Context, params: AttackParams, checks: dict[str, dict[str, Any]], keys: dict[str, str | None], m: int
-) -> dict[str, Any]:
-    """The flags of one attack test: every check's finding, the robust accuracies not to trust and why (a worst
-    case also when a check fired in an earlier attack test on the same points), and the one-line summary."""
-    numbers, summary = trust(checks, keys)
-    fired = [name for name, check in checks.items() if check["flag"]]
-    for eps in params.eps:
-        entries = ctx.attack_masks[(params.norm, eps)]
-        entries[-1]["fired"] = fired
-        inherited = sorted({f for entry in entries[:-1] for f in entry["fired"]} - set(fired))
-        key = acc_key("worst", params.norm, eps)
-        if inherited:
-            why = ", ".join(x for x in [numbers.get(key, {}).get("why"), *inherited] if x)
-            numbers[key] = {"trusted": False, "why": why + " (earlier attack tests on these points)"}
-    return {"checks": checks, "numbers": numbers, "summary": summary, "points": m}
-
-
-def worst_case(ctx: Context, params: AttackParams, eps: float, robust: torch.Tensor) -> tuple[float, dict[str, Any]]:
-    """Per-example worst case over this test's attacks and those of earlier attack tests of the same model at the
-    same norm and eps, on the points they share (the first min(n) test points); recorded for later tests."""
-    earlier = ctx.attack_masks.setdefault((params.norm, eps), [])
-    n = min([len(robust), *(len(entry["robust"]) for entry in earlier)])
-    combined = robust[:n].clone()
-    for entry in earlier:
-        combined &= entry["robust"][:n]
-    earlier.append({"attacks": list(params.attacks), "robust": robust, "fired": []})
-    return float(combined.double().mean()), {"n": n, "attacks": [a for entry in earlier for a in entry["attacks"]]}

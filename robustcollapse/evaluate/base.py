@@ -39,8 +39,6 @@ class Context:
     coarse: list[list[int]] | None = None  # and its coarse classes as groups of fine class indices
     temperature: float | None = None  # when the suite asks for temperature scaling: the model's fitted T
     _passes: dict[str, Pass] = field(default_factory=dict)
-    # robust masks of earlier attack tests of this model, per (norm, eps): the worst case spans tests
-    attack_masks: dict[tuple[str, float], list[dict[str, Any]]] = field(default_factory=dict)
 
     def split(self, name: str) -> Split:
         return self.test_split if name == "test" else self.data.train
@@ -84,9 +82,17 @@ class TestKind:
         return []
 
     @classmethod
-    def namespace(cls, params: Any) -> str | None:
-        """The metric-key prefix this test writes alone, when two tests of its kind could collide; None if none."""
-        return None
+    def namespace(cls, params: Any) -> tuple[str, ...]:
+        """The key prefixes this test writes alone (every key it writes starts with one of them and a '/'): by
+        default its kind (one test of a kind per suite); a kind whose parameters keep two tests apart (a `prefix:`,
+        a split) returns those. Two tests of a suite whose prefixes are equal or nested could write the same key:
+        a config error naming both (one key, one writer)."""
+        return (params.kind,)
+
+    @classmethod
+    def across(cls, doc: dict[str, Any], tests: dict[str, Any]) -> None:
+        """Once every (model, test) of a document is recorded: what this kind's tests (`tests`: id -> params) say
+        together, written into the document (the attack kind compares its tests on shared points); none by default."""
 
     @classmethod
     def tables(cls, doc: dict[str, Any], test_id: str, params: Any, dataset: str) -> list[Any] | None:

@@ -25,6 +25,10 @@ class Clean(TestKind):
     colour = "#1f77b4"
 
     @classmethod
+    def namespace(cls, params: CleanParams) -> tuple[str, ...]:
+        return ("clean", "cal")
+
+    @classmethod
     def figures(cls, doc: dict[str, Any], test_id: str, params: CleanParams, out: Path) -> list[tuple[str, Path]]:
         from robustcollapse.report import plots  # matplotlib, imported only when a page is made
 

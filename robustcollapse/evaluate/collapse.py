@@ -33,6 +33,10 @@ class Collapse(TestKind):
     colour = "#9467bd"
 
     @classmethod
+    def namespace(cls, params: CollapseParams) -> tuple[str, ...]:
+        return (prefix("nc", params.split), prefix("bin", params.split))
+
+    @classmethod
     def figures(cls, doc: dict[str, Any], test_id: str, params: CollapseParams, out: Path) -> list[tuple[str, Path]]:
         from robustcollapse.report import plots  # matplotlib, imported only when a page is made
 

@@ -98,8 +98,8 @@ class Corruption(TestKind):
         return [("Accuracy per corruption and severity", path)]
 
     @classmethod
-    def namespace(cls, params: CorruptionParams) -> str:
-        return params.prefix
+    def namespace(cls, params: CorruptionParams) -> tuple[str, ...]:
+        return (params.prefix,)
 
     @classmethod
     def columns(cls, params: CorruptionParams) -> list[tuple[str, str]]:

@@ -67,6 +67,10 @@ class Finegrained(TestKind):
     title = "finegrained — fine labels recovered from features (k-means + Hungarian)"
 
     @classmethod
+    def namespace(cls, params: FinegrainedParams) -> tuple[str, ...]:
+        return ("fine",)
+
+    @classmethod
     def columns(cls, params: FinegrainedParams) -> list[tuple[str, str]]:
         return [
             ("fine/kmeans_acc", "fine acc recovered by k-means"),

@@ -33,6 +33,10 @@ class Hierarchy(TestKind):
     title = "hierarchy — mistake severity (LCA height)"
 
     @classmethod
+    def namespace(cls, params: HierarchyParams) -> tuple[str, ...]:
+        return ("hier",)
+
+    @classmethod
     def columns(cls, params: HierarchyParams) -> list[tuple[str, str]]:
         return [
             ("hier/top1", "top-1 acc"),

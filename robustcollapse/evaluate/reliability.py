@@ -38,6 +38,10 @@ class Reliability(TestKind):
     colour = "#17becf"
 
     @classmethod
+    def namespace(cls, params: ReliabilityParams) -> tuple[str, ...]:
+        return ("rel",)
+
+    @classmethod
     def columns(cls, params: ReliabilityParams) -> list[tuple[str, str]]:
         return [
             ("rel/mahalanobis/auroc", "AUROC Mahalanobis"),
@@ -133,12 +137,16 @@ class DeepFool(TestKind):
     colour = "#e377c2"
 
     @classmethod
+    def namespace(cls, params: DeepFoolParams) -> tuple[str, ...]:
+        return ("deepfool",)
+
+    @classmethod
     def columns(cls, params: DeepFoolParams) -> list[tuple[str, str]]:
         return [
-            ("adv/deepfool/rel_norm", "mean ‖r‖/‖x‖"),
-            ("adv/deepfool/rel_norm_median", "median ‖r‖/‖x‖"),
-            ("adv/deepfool/l2", "mean ‖r‖₂"),
-            ("adv/deepfool/success", "flipped"),
+            ("deepfool/rel_norm", "mean ‖r‖/‖x‖"),
+            ("deepfool/rel_norm_median", "median ‖r‖/‖x‖"),
+            ("deepfool/l2", "mean ‖r‖₂"),
+            ("deepfool/success", "flipped"),
         ]
 
     @staticmethod
@@ -160,9 +168,9 @@ class DeepFool(TestKind):
         rel = relative_norms(x, delta)[flipped]
         l2 = delta.flatten(1).norm(dim=1)[flipped]
         metrics = {
-            "adv/deepfool/rel_norm": float(rel.mean()) if len(rel) else float("nan"),
-            "adv/deepfool/rel_norm_median": float(rel.median()) if len(rel) else float("nan"),
-            "adv/deepfool/l2": float(l2.mean()) if len(l2) else float("nan"),
-            "adv/deepfool/success": float(flipped.double().mean()) if len(flipped) else float("nan"),
+            "deepfool/rel_norm": float(rel.mean()) if len(rel) else float("nan"),
+            "deepfool/rel_norm_median": float(rel.median()) if len(rel) else float("nan"),
+            "deepfool/l2": float(l2.mean()) if len(l2) else float("nan"),
+            "deepfool/success": float(flipped.double().mean()) if len(flipped) else float("nan"),
         }
         return TestResult(metrics, {"attacked": int(len(x)), "flipped": int(flipped.sum())})

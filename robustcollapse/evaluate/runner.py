@@ -219,6 +219,7 @@ def _run(suite: Suite, out: Path, options: RunOptions, console: Console) -> dict
         _write(interrupted_path(out), p.doc)
         console.print(f"finished so far: {interrupted_path(out)} (resume state {p.partial})", markup=False)
         raise
+    finish(p.doc, p.tests)
     p.doc["status"] = "complete"
     if is_main():
         write_json(out, p.doc)
@@ -303,8 +304,13 @@ def run_test(ctx: Context, model: str, test_id: str, params: TestEntry, seed: in
     """One test on one model, seeded the same whatever ran before it: its metrics, details, flags and seconds."""
     torch.manual_seed(seed)
     start = time.perf_counter()
-    result: TestResult = registry.get("test", params.kind).run(ctx, params)
+    kind = registry.get("test", params.kind)
+    result: TestResult = kind.run(ctx, params)
     seconds = time.perf_counter() - start
+    spaces = tuple(f"{space}/" for space in kind.namespace(params))
+    outside = [key for key in result.metrics if not key.startswith(spaces)]
+    if outside:  # a bug of the kind: its namespace is what keeps two tests from writing one key
+        raise RuntimeError(f"{model} / {test_id}: metric {outside[0]!r} lies outside the test's namespace {spaces}")
     console.print(f"[dim]✓ {escape(model)} / {escape(test_id)} ({seconds:.1f} s)[/]")
     for warning in result.details.get("warnings", []):
         console.print(f"warning: {model} / {test_id}: {warning}", style="yellow", markup=False)
@@ -316,9 +322,21 @@ def run_test(ctx: Context, model: str, test_id: str, params: TestEntry, seed: in
     }
 
 
+def finish(doc: dict[str, Any], tests: dict[str, TestEntry]) -> None:
+    """Once every pair is recorded: each test kind's `across` (what its tests say together, e.g. the attack tests'
+    worst case on shared points and their disagreements)."""
+    for kind in dict.fromkeys(entry.kind for entry in tests.values()):
+        registry.get("test", kind).across(doc, {t: e for t, e in tests.items() if e.kind == kind})
+
+
 def record(doc: dict[str, Any], model: str, test_id: str, result: dict[str, Any]) -> None:
-    """Put one finished (model, test) into the document."""
-    doc["metrics"].setdefault(model, {}).update(result["metrics"])
+    """Put one finished (model, test) into the document. A key another test already wrote is a bug (the suite's
+    checks keep the tests' namespaces apart): it stops the run rather than silently replacing a number."""
+    metrics = doc["metrics"].setdefault(model, {})
+    taken = sorted(set(result["metrics"]) & set(metrics))
+    if taken:
+        raise RuntimeError(f"{model} / {test_id}: metric {taken[0]!r} was already written by an earlier test")
+    metrics.update(result["metrics"])
     doc["details"].setdefault(model, {})[test_id] = result["details"]
     if result["flags"]:
         doc["flags"].setdefault(model, {})[test_id] = result["flags"]

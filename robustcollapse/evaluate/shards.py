@@ -45,6 +45,7 @@ from robustcollapse.evaluate.runner import (
     RunOptions,
     default_output,
     fingerprint,
+    finish,
     plan,
     protected_inputs,
     record,
@@ -308,5 +309,6 @@ def _assemble(
             doc["models"][entry.name] = (trained or infos)[0]
     for model, test_id in suite_pairs(suite):
         record(doc, model, test_id, states[owners[model, test_id]]["results"][model][test_id])
+    finish(doc, dict(zip(suite.test_ids(), suite.test_entries(), strict=True)))
     doc["status"] = "complete"
     return doc

@@ -41,14 +41,14 @@ def test_robust_accuracy_equals_torchattacks_called_directly(model, data):
     for p in model.parameters():
         p.requires_grad_(True)
     assert result.metrics["adv/pgd-linf-16_255/acc"] == direct
-    assert result.metrics["clean/acc@attack"] == float(correct.double().mean())
+    assert result.metrics["adv/clean_acc"] == float(correct.double().mean())
 
 
 def test_adversarial_accuracy_bounded_by_clean_and_unbounded_eps_breaks_everything(model, data):
     result = attack(
         model, data, attacks=["fgsm", "pgd"], eps=["4/255", "16/255", 1], steps=10, n_examples=150, checks=False
     )
-    clean = result.metrics["clean/acc@attack"]
+    clean = result.metrics["adv/clean_acc"]
     accs = [result.metrics[f"adv/pgd-linf-{e}/acc"] for e in ("4_255", "16_255", "1")]
     assert clean > 0.85
     assert all(a <= clean for a in accs)
@@ -103,27 +103,33 @@ def test_randomised_model_is_attacked_with_eot(model, data):
     assert fixed.details["eot"] == 3
 
 
-def test_worst_case_spans_attack_tests_on_the_same_points(model, data):
-    ctx = Context(model, data, data.test, 128, 0)
-    kind = registry.get("test", "attack")
-    first = kind.run(
-        ctx,
-        AttackParams.model_validate(
+def test_worst_case_is_the_tests_own_and_spans_attack_tests_on_shared_points(model, data):
+    from robustcollapse.evaluate.evidence import across_key
+    from robustcollapse.evaluate.runner import finish, record
+    from robustcollapse.report.document import new_document
+
+    tests = {
+        "first": AttackParams.model_validate(
             {"kind": "attack", "attacks": ["fgsm"], "eps": ["16/255"], "n_examples": 120, "checks": False}
         ),
-    )
-    second = kind.run(
-        ctx,
-        AttackParams.model_validate(
-            {"kind": "attack", "attacks": ["pgd"], "eps": ["16/255"], "n_examples": 80, "checks": False}
+        "second": AttackParams.model_validate(
+            {"kind": "attack", "prefix": "b", "attacks": ["pgd"], "eps": ["16/255"], "n_examples": 80, "checks": False}
         ),
-    )
-    x, y = to_float(data.test.x[:80]), data.test.y[:80]
+    }
+    doc = new_document({}, {})
+    for test_id, params in tests.items():
+        res = registry.get("test", "attack").run(Context(model, data, data.test, 128, 0), params)
+        record(doc, "m", test_id, {"metrics": res.metrics, "details": res.details, "flags": {}, "seconds": 0})
+    finish(doc, tests)
+    x, y = to_float(data.test.x[:120]), data.test.y[:120]
     runner = Runner(model, x, y, "linf", 128, 0, 10)
-    both = (runner.robust("fgsm", 16 / 255, 20, 80) & runner.robust("pgd", 16 / 255, 20, 80)).double().mean()
-    assert second.metrics["adv/worst-linf-16_255/acc"] == pytest.approx(float(both))
-    assert second.details["worst"]["16_255"] == {"n": 80, "attacks": ["fgsm", "pgd"]}
-    assert first.details["worst"]["16_255"]["n"] == 120
+    fgsm, pgd = runner.robust("fgsm", 16 / 255, 20, 120), runner.robust("pgd", 16 / 255, 20, 80)
+    metrics = doc["metrics"]["m"]
+    assert metrics["adv/worst-linf-16_255/acc"] == pytest.approx(float(fgsm.double().mean()))  # its own 120 points
+    assert metrics["b/worst-linf-16_255/acc"] == pytest.approx(float(pgd.double().mean()))
+    assert metrics[across_key("linf", 16 / 255)] == pytest.approx(float((fgsm[:80] & pgd).double().mean()))
+    assert doc["details"]["m"]["attack tests together"]["linf-16_255"] == {"n": 80, "tests": ["first", "second"]}
+    assert doc["details"]["m"]["second"]["worst"]["16_255"]["n"] == 80
 
 
 def test_attack_entries_are_validated(tmp_path):
@@ -138,3 +144,34 @@ def test_attack_entries_are_validated(tmp_path):
             load_suite(write(tmp_path, base.replace(bad, replacement)))
     with pytest.raises(ConfigError, match="attack 'pgd' supports norm linf, not l2"):
         load_suite(write(tmp_path, base.replace("eps: [8/255]", "eps: [0.5]\n    norm: l2")))
+    with pytest.raises(ConfigError, match="prefix 'worst' is reserved"):
+        load_suite(write(tmp_path, base.replace("eps: [8/255]", "eps: [8/255]\n    prefix: worst")))
+
+
+def test_two_tests_writing_one_namespace_are_a_config_error(tmp_path):
+    attack = "  - kind: attack\n    attacks: [pgd]\n    eps: [8/255]\n"
+    twice = GOOD.replace("  - kind: clean\n", attack + attack)
+    with pytest.raises(ConfigError, match=r"tests\[1\]: its metrics could overwrite those of tests\[0\].*prefix"):
+        load_suite(write(tmp_path, twice))
+    apart = GOOD.replace("  - kind: clean\n", attack + attack + "    prefix: aa\n")
+    entries = load_suite(write(tmp_path, apart)).test_entries()
+    assert [t.prefix for t in entries if t.kind == "attack"] == ["adv", "aa"]
+    clean = GOOD.replace("  - kind: clean\n", "  - kind: clean\n  - kind: clean\n    bins: 50\n")
+    with pytest.raises(ConfigError, match=r"`clean/…` and `clean/…`; one key, one writer\): keep one of them"):
+        load_suite(write(tmp_path, clean))
+    deepfool_prefix = attack.replace("eps:", "prefix: deepfool\n    eps:")
+    nested = GOOD.replace("  - kind: clean\n", deepfool_prefix + "  - kind: deepfool\n")
+    with pytest.raises(ConfigError, match="could overwrite"):
+        load_suite(write(tmp_path, nested))
+
+
+def test_no_shipped_suite_writes_a_key_twice():
+    # with `run_test` refusing a key outside its test's namespace (exercised by every end-to-end run), disjoint
+    # namespaces mean no key of any shipped suite's document has two writers
+    from pathlib import Path
+
+    for path in sorted(Path(__file__).parents[2].joinpath("suites").glob("*.yaml")):
+        suite = load_suite(path)  # the loader refuses equal or nested namespaces
+        spaces = [s for t in suite.test_entries() for s in registry.get("test", t.kind).namespace(t)]
+        assert len(spaces) == len(set(spaces)), path
+        assert all(not a.startswith(b + "/") for a in spaces for b in spaces), path

@@ -22,6 +22,7 @@ UPPER_LAYERS = ("evaluate", "report", "cli", "api", "ood", "corruptions", "train
 
 CHECK_ORDER = (
     "nondeterministic",
+    "diffuse_softmax",
     "bad_gradients",
     "single_step_stronger",
     "not_monotone",
@@ -34,6 +35,9 @@ CHECK_ORDER = (
     "incomplete_optimisation",
     "transfer_failure",
     "unstable_predictions",
+    "targeted_stronger",
+    "loss_sensitive",
+    "white_box_disagreement",
 )
 ATTACK_NAMES = [
     "apgd-ce",
@@ -46,6 +50,7 @@ ATTACK_NAMES = [
     "fab",
     "fgm",
     "fgsm",
+    "mt-pgd",
     "pgd",
     "pgdl2",
     "square",

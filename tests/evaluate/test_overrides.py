@@ -22,10 +22,10 @@ models:
       <<: *recipe
       head: {name: binary, d: 8}
 tests:
-  - kind: clean
-  - kind: clean
-    bins: 10
   - kind: collapse
+  - kind: collapse
+    split: test
+  - kind: clean
 """
 
 
@@ -37,12 +37,12 @@ def test_overrides_select_cap_and_are_recorded(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     Path("o.yaml").write_text(SUITE)
     result = invoke(
-        "eval", "o.yaml", "--device", "cpu", "--epochs", "1", "--models", "b", "--tests", "clean#2,collapse"
+        "eval", "o.yaml", "--device", "cpu", "--epochs", "1", "--models", "b", "--tests", "collapse#2,clean"
     )
     assert result.exit_code == 0, result.output
     doc = json.loads(Path("results/o.json").read_text())
-    assert doc["overrides"] == {"epochs": 1, "models": ["b"], "tests": ["clean#2", "collapse"]}
-    assert list(doc["metrics"]) == ["b"] and list(doc["timings"]["b"]) == ["clean#2", "collapse"]  # ids as in the suite
+    assert doc["overrides"] == {"epochs": 1, "models": ["b"], "tests": ["collapse#2", "clean"]}
+    assert list(doc["metrics"]) == ["b"] and list(doc["timings"]["b"]) == ["collapse#2", "clean"]  # ids as in the suite
     assert len(doc["models"]["b"]["history"]) == 1  # one epoch trained
     assert doc["models"]["b"]["checkpoint"] == "results/models/o-b-epochs1.safetensors"  # apart from the full recipe's
     assert (
@@ -52,10 +52,13 @@ def test_overrides_select_cap_and_are_recorded(tmp_path, monkeypatch):
     assert set(load_file("results/models/o-b-epochs1.safetensors"))  # a real checkpoint
 
     result = invoke(
-        "eval", "o.yaml", "--device", "cpu", "--epochs", "1", "--models", "b", "--tests", "clean", "--json", "k.json"
+        "eval", "o.yaml", "--device", "cpu", "--epochs", "1", "--models", "b", "--tests", "collapse", "--json", "k.json"
     )
     assert result.exit_code == 0, result.output
-    assert list(json.loads(Path("k.json").read_text())["timings"]["b"]) == ["clean", "clean#2"]  # a kind keeps all
+    assert list(json.loads(Path("k.json").read_text())["timings"]["b"]) == [
+        "collapse",
+        "collapse#2",
+    ]  # a kind keeps all
 
     gate = invoke("compare", "results/o.json", "k.json")
     assert gate.exit_code == 1 and "made with other command-line overrides" in gate.stderr
@@ -69,5 +72,5 @@ def test_unknown_selections_are_one_line_errors(tmp_path, monkeypatch):
     result = invoke("eval", "o.yaml", "--tests", "ood")
     assert (
         result.exit_code == 2
-        and "--tests: no test 'ood' in o.yaml; tests and kinds: clean, clean#2, collapse" in result.stderr
+        and "--tests: no test 'ood' in o.yaml; tests and kinds: clean, collapse, collapse#2" in result.stderr
     )

@@ -127,8 +127,8 @@ def test_deepfool_relative_norm_equals_closed_form_on_a_linear_model():
         expected.append(1.02 * min(steps) / float(x_q[i].norm()))
     ctx = Context(model, data, split, 8, 0)
     result = registry.get("test", "deepfool").run(ctx, DeepFoolParams(kind="deepfool", n_examples=2))
-    assert result.metrics["adv/deepfool/success"] == 1.0
-    assert result.metrics["adv/deepfool/rel_norm"] == pytest.approx(float(np.mean(expected)), rel=1e-4)
+    assert result.metrics["deepfool/success"] == 1.0
+    assert result.metrics["deepfool/rel_norm"] == pytest.approx(float(np.mean(expected)), rel=1e-4)
 
 
 def test_five_head_suite_runs_and_reports_the_paper_metrics(workdir):
@@ -161,7 +161,7 @@ def test_five_head_suite_runs_and_reports_the_paper_metrics(workdir):
         metrics = doc["metrics"][model]
         assert 0.5 <= metrics["rel/msp/auroc"] <= 1 and 0 <= metrics["rel/msp/aurc"] <= 1
         assert metrics["rel/mahalanobis/auroc"] > 0.5
-        assert 0 < metrics["adv/deepfool/rel_norm"] < 1 and metrics["adv/deepfool/success"] == 1.0
+        assert 0 < metrics["deepfool/rel_norm"] < 1 and metrics["deepfool/success"] == 1.0
         assert "nc/pred/nc1" in metrics and "bin/pred/same_code" in metrics
     assert doc["models"]["linear-pen"]["latent_dim"] == 4 and doc["models"]["binary-l2"]["latent_dim"] == 4
     assert doc["models"]["binary-l2"]["history"][1]["gamma"] == pytest.approx(0.0105)

@@ -51,8 +51,13 @@ def test_every_table_row_of_the_shipped_suites_has_a_spec(suite):
         ("hier/dist@5", -1, 0.02),
         ("rel/msp/aurc", -1, 0.02),
         ("bin/patterns", 0, 0.02),
-        ("clean/acc@attack", 0, 0.02),
-        ("adv/deepfool/success", 0, 0.02),
+        ("adv/clean_acc", 0, 0.02),
+        ("aa/clean_acc", 0, 0.02),
+        ("shift/clean/acc", 1, 0.02),
+        ("aa/flags/targeted_stronger", -1, 0.0),
+        ("aa/autoattack-linf-0.1/acc", 1, 0.02),
+        ("worst/linf-0.1/acc", 1, 0.02),
+        ("deepfool/success", 0, 0.02),
     ],
 )
 def test_direction_and_default_tolerance_come_from_the_spec(key, sign, tol):

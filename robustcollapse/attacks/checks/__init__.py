@@ -7,15 +7,17 @@ gradients, unstable predictions, unconstrained attack failure).
 
 - `base.py`: the `Probe` a check reads, the `check(...)` decorator that registers one (family `check`), the
   binomial `chance_limit`, `finding` / `skipped` results and `run_checks`.
-- `athalye2018.py`, `carlini2019.py`, `pintor2022.py`: the checks, grouped by the first source each cites.
+- `athalye2018.py`, `carlini2019.py`, `pintor2022.py`: the checks, grouped by the first source each cites;
+  `croce2020.py`: the objective-mismatch checks (diffuse softmax, targeted and margin-loss attacks stronger than
+  the untargeted cross-entropy ones, two white-box attacks disagreeing point by point).
 
 A new check needs one function decorated with `@check(name, detects, threshold, source, order=N)` in the module
-of its source, and its test. `order` (unique; the built-in checks use 10, 20, ... 130) places it in the run and in
+of its source, and its test. `order` (unique; the built-in checks use 10, 15, 20, ... 160) places it in the run and in
 what is shown; `audits_runs=True` runs it after the others when it audits their attack runs. A check from a
 source with no module yet goes into the closest module; a new module would also need an import line here.
 """
 
-from robustcollapse.attacks.checks import athalye2018, carlini2019, pintor2022  # noqa: F401  (registers the checks)
+from robustcollapse.attacks.checks import athalye2018, carlini2019, croce2020, pintor2022  # noqa: F401  (registers)
 from robustcollapse.attacks.checks.base import (
     Check,
     Probe,

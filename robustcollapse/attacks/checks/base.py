@@ -13,7 +13,7 @@ place in what is shown.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -41,6 +41,7 @@ class Probe:
     m: int
     tolerance: float
     trace: tuple[torch.Tensor, torch.Tensor, float] | None = None
+    extra: dict[float, dict[str, torch.Tensor]] = field(default_factory=dict)  # eps -> added attack -> robust mask
 
     @property
     def x(self) -> torch.Tensor:
@@ -84,9 +85,39 @@ class Probe:
                 out[side].append(res.broken_by[stage][: self.m])
         return out
 
-    def limit(self) -> int:
-        """Largest count of points that may show a symptom by chance (binomial bound at rate `tolerance`)."""
-        return chance_limit(self.m, self.tolerance)
+    def limit(self, n: int | None = None) -> int:
+        """Largest count of n points (default m) that may show a symptom by chance (binomial bound at `tolerance`)."""
+        return chance_limit(self.m if n is None else n, self.tolerance)
+
+    def untargeted(self) -> list[str]:
+        """The test's untargeted iterative white-box attacks: the ones an objective mismatch misleads (none in a
+        test of AutoAttack alone, whose targeted stages already guard against it)."""
+        return [
+            n
+            for n in self.attacks
+            if self.kind(n).white_box
+            and self.kind(n).iterative
+            and not self.kind(n).targeted
+            and not self.kind(n).components
+        ]
+
+    def probe_eps(self) -> float:
+        """The largest eps at which the iterative attack leaves robust points (where a stronger attack can show)."""
+        for eps in sorted(self.eps, reverse=True):
+            if self.runner.robust(self.iterative(), eps, self.steps, self.m).any():
+                return eps
+        return max(self.eps)
+
+    def added(self, eps: float) -> dict[str, torch.Tensor]:
+        """Robust masks of attacks the test added at eps (run on what its listed attacks left robust)."""
+        return self.extra.get(eps, {})
+
+    def worst(self, eps: float) -> torch.Tensor:
+        """The test's worst case at eps: robust under every listed and added attack, over the points they ran on."""
+        masks = [self.runner.result(name, eps, self.steps, self.m).robust for name in self.attacks]
+        masks += list(self.added(eps).values())
+        n = min(len(mask) for mask in masks)
+        return torch.stack([mask[:n] for mask in masks]).all(0)
 
 
 def chance_limit(m: int, rate: float, alpha: float = ALPHA) -> int:
