@@ -68,6 +68,13 @@ def test_targeted_and_margin_attacks_break_what_cross_entropy_leaves(model, data
     assert {"mt-pgd-3", "pgd-ce-own", "pgd-margin-own"} <= {key[0] for key in p.runner.memo}
 
 
+def test_objective_checks_skip_a_test_without_untargeted_attacks(model, data):
+    p = probe(Diffuse(model), data, attacks=["autoattack"], m=20)
+    for name in ("diffuse_softmax", "targeted_stronger", "loss_sensitive"):
+        assert fired(p, name)["skipped"] and not fired(p, name)["flag"], name
+    assert not p.runner.memo  # nothing was attacked to decide that
+
+
 def test_objective_checks_are_silent_on_the_ordinary_model(model, data):
     p = probe(model, data, attacks=["pgd", "apgd-ce"], eps=[8 / 255, EPS], m=150)
     for name in ("targeted_stronger", "loss_sensitive", "white_box_disagreement"):

@@ -43,6 +43,8 @@ def runner_up_share(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     order=15,
 )
 def diffuse_softmax(p: Probe) -> dict[str, Any]:
+    if not p.untargeted():
+        return skipped(NO_UNTARGETED)
     with torch.inference_mode():
         share = runner_up_share(p.runner.model(p.x).float(), p.y)
     diffuse = p.correct & (share < DIFFUSE_SHARE)
