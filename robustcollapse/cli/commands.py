@@ -253,7 +253,9 @@ def report(result: Path, out: Path | None) -> None:
 @main.command()
 @click.argument("source")
 @click.option("--index", type=click.IntRange(min=0), default=0, show_default=True, help="Which test image.")
-@click.option("--size", type=click.IntRange(min=8), default=32, show_default=True, help="Side for an image file.")
+@click.option(
+    "--size", type=click.IntRange(min=8, max=4096), default=32, show_default=True, help="Side for an image file."
+)
 @click.option(
     "--corruptions",
     default="all",

@@ -9,6 +9,7 @@ reads, this package writes, so the data layer never imports the corruptions.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,9 +26,12 @@ from robustcollapse.data import load_dataset
 from robustcollapse.data.arrays import read_npy_images
 from robustcollapse.devices import resolve_device
 from robustcollapse.errors import UserError
+from robustcollapse.io import atomic_write_bytes, atomic_write_text, check_output
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+MANIFEST = "manifest.json"
 
 
 def export_corrupted(
@@ -45,10 +49,12 @@ def export_corrupted(
     the CIFAR-10-C layout: folder/<name>.npy uint8 (len(severities)·n, H, W, C), severity blocks in ascending order,
     and folder/labels.npy, the labels once per block (uint8 when they fit, as CIFAR-10-C's). `advance` is told how
     many images each batch finished. Returns the files written (and manifest.json)."""
-    folder.mkdir(parents=True, exist_ok=True)
+    check_export_folder(folder)
     n, c, h, w = images.shape
     parameters = parameter_set(h, w, parameters)
     severities = sorted(set(severities))
+    manifest = {"corruptions": names, "severities": severities, "n": n, "seed": seed, "parameters": parameters}
+    _write_manifest(folder, manifest, complete=False)  # from here until the end, readers refuse the folder
     written = []
     for name in names:
         out = np.empty((len(severities) * n, h, w, c), dtype=np.uint8)
@@ -60,15 +66,39 @@ def export_corrupted(
                 pixels = torch.round(y * 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
                 out[b * n + i : b * n + i + len(batch)] = pixels
                 advance(len(batch))
-        np.save(folder / f"{name}.npy", out)
-        written.append(folder / f"{name}.npy")
+        written.append(_save_npy(folder / f"{name}.npy", out))
     if labels is not None:
         dtype = np.uint8 if int(labels.min()) >= 0 and int(labels.max()) < 256 else np.int64
-        np.save(folder / "labels.npy", np.tile(labels.cpu().numpy().astype(dtype), len(severities)))
-        written.append(folder / "labels.npy")
-    manifest = {"corruptions": names, "severities": severities, "n": n, "seed": seed, "parameters": parameters}
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+        tiled = np.tile(labels.cpu().numpy().astype(dtype), len(severities))
+        written.append(_save_npy(folder / "labels.npy", tiled))
+    _write_manifest(folder, manifest, complete=True)
     return [*written, folder / "manifest.json"]
+
+
+def check_export_folder(folder: Path) -> None:
+    """Before any work: the export folder is a folder (or absent) that can be written and holds no data set this
+    tool did not export (CIFAR-10-C as distributed has no manifest.json: it is an input, never overwritten)."""
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--export {folder}: is a file; give a folder for the .npy files")
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / MANIFEST).is_file():
+        raise UserError(
+            f"--export {folder}: holds files not written by `corrupt --export` (no {MANIFEST}); give an empty "
+            "folder or an earlier export"
+        )
+    check_output(folder / MANIFEST, "--export", {}, "export manifest")
+
+
+def _write_manifest(folder: Path, manifest: dict[str, object], complete: bool) -> None:
+    """The manifest, invalidated (`complete: false`) before the first array is written and completed after the
+    last: a folder killed in between is refused when read, whatever mix of old and new arrays it holds."""
+    atomic_write_text(folder / MANIFEST, json.dumps({**manifest, "complete": complete}, indent=1) + "\n")
+
+
+def _save_npy(path: Path, array: np.ndarray) -> Path:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
 
 
 @dataclass(frozen=True)

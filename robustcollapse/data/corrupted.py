@@ -46,8 +46,22 @@ def corrupted_folder(dataset: str, data_root: Path | None) -> Path:
 
 
 def _severities(folder: Path) -> list[int]:
-    manifest = folder / "manifest.json"
-    return json.loads(manifest.read_text())["severities"] if manifest.is_file() else [1, 2, 3, 4, 5]
+    """The severity blocks of a folder: its manifest's (an export) or all five (CIFAR-10-C as distributed). An
+    export whose manifest says it is not complete (`corrupt --export` killed midway) is refused."""
+    path = folder / "manifest.json"
+    if not path.is_file():
+        return [1, 2, 3, 4, 5]
+    try:
+        manifest = json.loads(path.read_text())
+        severities = [int(s) for s in manifest["severities"]]
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise UserError(f"{path}: unreadable export manifest; rerun `robustcollapse corrupt --export`") from None
+    if manifest.get("complete") is False:
+        raise UserError(
+            f"{folder}: a half-made export (its {path.name} says not complete: `corrupt --export` was stopped); "
+            "rerun the export"
+        )
+    return severities
 
 
 def read_corrupted(folder: Path, corruption: str, severity: int, n: int | None = None) -> Split:

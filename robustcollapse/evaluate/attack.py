@@ -29,9 +29,9 @@ from robustcollapse import registry
 from robustcollapse.attacks import Attacked, AttackKind, Probe, Runner, check_names, eps_label, parse_eps, run_checks
 from robustcollapse.attacks.checks.athalye2018 import nondeterministic
 from robustcollapse.attacks.checks.croce2020 import diffuse_softmax
-from robustcollapse.config import TestEntry
+from robustcollapse.config import MAX_EXAMPLES, TestEntry
 from robustcollapse.data import to_float
-from robustcollapse.evaluate.base import Context, TestKind, TestResult, frozen, slug
+from robustcollapse.evaluate.base import Context, TestKind, TestResult, figure_file, frozen
 from robustcollapse.evaluate.evidence import acc_key, across_key, pack, reconcile
 from robustcollapse.metrics.spec import MetricSpec, declare
 from robustcollapse.registry import register
@@ -56,9 +56,9 @@ class AttackParams(TestEntry):
     norm: Literal["linf", "l2"] = "linf"
     eps: list[Eps] = Field(min_length=1, max_length=64)
     steps: int = Field(20, ge=1, le=100_000)
-    n_examples: int = Field(1000, ge=1)
+    n_examples: int = Field(1000, ge=1, le=MAX_EXAMPLES)
     checks: bool = True
-    check_examples: int = Field(200, ge=1)
+    check_examples: int = Field(200, ge=1, le=MAX_EXAMPLES)
     tolerance: float = Field(0.02, ge=0, le=1)
     eot: int | None = Field(None, ge=1, le=10_000)
     prefix: str = Field(
@@ -150,7 +150,7 @@ class Attack(TestKind):
                     curves.setdefault(attack, {})[m] = points
         if not curves:
             return []
-        return [("Robust accuracy against ε", plots.eps_curves(curves, params.norm, out / f"{slug(test_id)}-eps.png"))]
+        return [("Robust accuracy against ε", plots.eps_curves(curves, params.norm, figure_file(out, test_id, "eps")))]
 
     @classmethod
     def columns(cls, params: AttackParams) -> list[tuple[str, str]]:

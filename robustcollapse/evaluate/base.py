@@ -12,6 +12,7 @@ import torch
 
 from robustcollapse.config import TestEntry
 from robustcollapse.data import Dataset, Split
+from robustcollapse.io import safe_child
 from robustcollapse.models import Classifier
 from robustcollapse.models.forward import Pass, forward_pass
 
@@ -109,6 +110,8 @@ class TestKind:
         raise NotImplementedError
 
 
-def slug(test_id: str) -> str:
-    """A test id as a file-name stem (`attack#2` -> `attack-2`)."""
-    return test_id.replace("#", "-")
+def figure_file(out: Path, test_id: str, what: str, model: str | None = None) -> Path:
+    """Where a test's figure goes: `out/<test id>-<what>[-<model>].png` (`attack#2` -> `attack-2-…`), the names
+    taken from the document made safe, so a model named `../../x` still writes inside `out`."""
+    stem = "-".join([test_id.replace("#", "-"), what, *([model] if model else [])])
+    return safe_child(out, f"{stem}.png")

@@ -5,15 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import Field
+
 from robustcollapse.config import TestEntry
-from robustcollapse.evaluate.base import Context, TestKind, TestResult, slug
+from robustcollapse.evaluate.base import Context, TestKind, TestResult, figure_file
 from robustcollapse.metrics.calibration import calibration_report
 from robustcollapse.registry import register
 
 
 class CleanParams(TestEntry):
     kind: Literal["clean"]
-    bins: int = 15
+    bins: int = Field(15, ge=1, le=10_000)
 
 
 @register("test", "clean")
@@ -35,7 +37,7 @@ class Clean(TestKind):
         bins = {m: d[test_id]["reliability"] for m, d in doc["details"].items() if "reliability" in d.get(test_id, {})}
         if not bins:
             return []
-        return [("Reliability diagrams", plots.reliability_diagram(bins, out / f"{slug(test_id)}-reliability.png"))]
+        return [("Reliability diagrams", plots.reliability_diagram(bins, figure_file(out, test_id, "reliability")))]
 
     @classmethod
     def columns(cls, params: CleanParams) -> list[tuple[str, str]]:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from robustcollapse.config import TestEntry
-from robustcollapse.evaluate.base import Context, TestKind, TestResult, slug
+from robustcollapse.evaluate.base import Context, TestKind, TestResult, figure_file
 from robustcollapse.metrics.binarity import gmm_binarity, latent_histograms, sign_codes
 from robustcollapse.metrics.collapse import collapse_report, sphere_report, weight_on_latent
 from robustcollapse.registry import register
@@ -44,7 +44,7 @@ class Collapse(TestKind):
         for m, details in doc["details"].items():
             hists = details.get(test_id, {}).get("latent_histograms")
             if hists:
-                path = plots.latent_histograms(hists, m, out / f"{slug(test_id)}-latent-{m}.png")
+                path = plots.latent_histograms(hists, m, figure_file(out, test_id, "latent", m))
                 figs.append((f"Latent coordinates — {m}", path))
         return figs
 

@@ -16,12 +16,12 @@ from pydantic import Field, field_validator
 from rich.markup import escape
 from rich.table import Table
 
-from robustcollapse.config import TestEntry
+from robustcollapse.config import MAX_EXAMPLES, TestEntry
 from robustcollapse.corruptions import EXTRA, STANDARD, corrupt, parameter_set, resolve
 from robustcollapse.data import to_float
 from robustcollapse.data.corrupted import corrupted_folder, read_corrupted
 from robustcollapse.distributed import map_chunks
-from robustcollapse.evaluate.base import Context, TestKind, TestResult, slug
+from robustcollapse.evaluate.base import Context, TestKind, TestResult, figure_file
 from robustcollapse.metrics.calibration import calibration_report
 from robustcollapse.metrics.spec import MetricSpec, declare
 from robustcollapse.models.forward import forward_batch
@@ -41,8 +41,8 @@ class CorruptionParams(TestEntry):
     parameters: Literal["auto", "cifar", "imagenet"] = Field(
         "auto", description="auto: ImageNet-C values from a shorter side of 128 px, CIFAR-10-C values below"
     )
-    n_examples: int = Field(1000, ge=1, description="test images per (corruption, severity)")
-    bins: int = Field(15, ge=1)
+    n_examples: int = Field(1000, ge=1, le=MAX_EXAMPLES, description="test images per (corruption, severity)")
+    bins: int = Field(15, ge=1, le=10_000)
     prefix: str = Field(
         "shift",
         pattern=r"^[a-z0-9_-]+$",
@@ -94,7 +94,7 @@ class Corruption(TestKind):
             )
             for m, metrics in doc["metrics"].items()
         }
-        path = plots.corruption_heatmap(grids, out / f"{slug(test_id)}-heat.png")
+        path = plots.corruption_heatmap(grids, figure_file(out, test_id, "heat"))
         return [("Accuracy per corruption and severity", path)]
 
     @classmethod

@@ -30,7 +30,7 @@ class FinegrainedParams(TestEntry):
     groups: list[list[int]] | str | None = Field(
         None, description="coarse classes (groups of fine class indices, or a hierarchy); default: the model's own"
     )
-    n_init: int = Field(10, ge=1, description="k-means restarts")
+    n_init: int = Field(10, ge=1, le=1000, description="k-means restarts")
 
 
 def recovered_accuracy(

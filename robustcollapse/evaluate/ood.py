@@ -15,10 +15,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from robustcollapse import registry
-from robustcollapse.config import TestEntry
+from robustcollapse.config import MAX_EXAMPLES, TestEntry
 from robustcollapse.data import load_dataset, to_float
 from robustcollapse.errors import UserError
-from robustcollapse.evaluate.base import Context, TestKind, TestResult, slug
+from robustcollapse.evaluate.base import Context, TestKind, TestResult, figure_file
 from robustcollapse.metrics.ood import ood_report, roc_points
 from robustcollapse.models.forward import Pass
 from robustcollapse.ood import SYNTHETIC, DetectorOptions, fit_shape, is_near, make_detector
@@ -36,15 +36,17 @@ class OodParams(TestEntry):
     detectors: list[str] = Field(
         ["msp", "maxlogit", "energy", "odin", "mahalanobis", "knn", "vim", "hypercube"], min_length=1
     )
-    n_examples: int = Field(1000, ge=10, description="in-distribution test images and images per OOD set")
+    n_examples: int = Field(
+        1000, ge=10, le=MAX_EXAMPLES, description="in-distribution test images and images per OOD set"
+    )
     near: list[str] | None = Field(
         None, description="which sets count as near OOD (default: held-out classes and sibling data sets)"
     )
-    energy_t: float = Field(1.0, gt=0)
-    odin_t: float = Field(1000.0, gt=0)
-    odin_eps: float = Field(0.0014, ge=0)
-    knn_k: int = Field(50, ge=1)
-    vim_dim: int | None = Field(None, ge=1)
+    energy_t: float = Field(1.0, gt=0, le=1e6)
+    odin_t: float = Field(1000.0, gt=0, le=1e6)
+    odin_eps: float = Field(0.0014, ge=0, le=1)
+    knn_k: int = Field(50, ge=1, le=100_000)
+    vim_dim: int | None = Field(None, ge=1, le=100_000)
 
     @field_validator("sets")
     @classmethod
@@ -99,7 +101,7 @@ class Ood(TestKind):
         for m, details in doc["details"].items():
             roc = details.get(test_id, {}).get("roc")
             if roc:
-                figs.append((f"ROC curves — {m}", plots.roc_curves(roc, m, out / f"{slug(test_id)}-roc-{m}.png")))
+                figs.append((f"ROC curves — {m}", plots.roc_curves(roc, m, figure_file(out, test_id, "roc", m))))
         return figs
 
     @classmethod

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from robustcollapse.config import TestEntry
+from robustcollapse.config import MAX_EXAMPLES, TestEntry
 from robustcollapse.data import to_float
 from robustcollapse.evaluate.base import Context, TestKind, TestResult, frozen
 from robustcollapse.metrics.reliability import aurc, class_gaussian_scores, misclassification_auroc, risk_coverage
@@ -26,7 +26,7 @@ SPECS = declare(
 
 class ReliabilityParams(TestEntry):
     kind: Literal["reliability"]
-    ridge: float = Field(1e-6, ge=0, description="covariance ridge, relative to the mean variance")
+    ridge: float = Field(1e-6, ge=0, le=1e6, description="covariance ridge, relative to the mean variance")
 
 
 @register("test", "reliability")
@@ -79,10 +79,12 @@ class Reliability(TestKind):
 
 class DeepFoolParams(TestEntry):
     kind: Literal["deepfool"]
-    n_examples: int = Field(1000, ge=1)
-    steps: int = Field(50, ge=1)
-    overshoot: float = Field(0.02, ge=0)
-    candidates: int = Field(10, ge=2, description="classes considered: the top-`candidates` logits of the input")
+    n_examples: int = Field(1000, ge=1, le=MAX_EXAMPLES)
+    steps: int = Field(50, ge=1, le=100_000)
+    overshoot: float = Field(0.02, ge=0, le=10)
+    candidates: int = Field(
+        10, ge=2, le=100_000, description="classes considered: the top-`candidates` logits of the input"
+    )
 
 
 def deepfool(

@@ -30,7 +30,14 @@ from robustcollapse.errors import UserError
 from robustcollapse.evaluate.base import Context, TestResult
 from robustcollapse.evaluate.overrides import Overrides
 from robustcollapse.evaluate.temperature import model_temperature
-from robustcollapse.io import check_output, exclusive, one_at_a_time, remove_stale_temporaries, write_json
+from robustcollapse.io import (
+    check_checkpoint_output,
+    check_output,
+    exclusive,
+    one_at_a_time,
+    remove_stale_temporaries,
+    write_json,
+)
 from robustcollapse.models.checkpoint import sidecar_path
 from robustcollapse.models.zoo import checkpoint_path, model_view, recipe_groups, resolved_recipe
 from robustcollapse.progress import main_only, track
@@ -132,6 +139,7 @@ def run_suite(suite: Suite, out: Path, options: RunOptions, console: Console) ->
     if not is_main():  # under torchrun every rank computes its share; rank 0 alone prints and writes
         return _run(suite, out, options, main_only(console))
     check_output(out, "--json", protected_inputs(suite))
+    check_checkpoints(suite, out)
     with exclusive(out):
         for path in (out, partial_path(out), interrupted_path(out)):
             remove_stale_temporaries(path)
@@ -147,6 +155,19 @@ def protected_inputs(suite: Suite) -> dict[Path, str]:
             protected[ckpt] = f"checkpoint of model {entry.name!r}"
             protected[sidecar_path(ckpt)] = f"checkpoint sidecar of model {entry.name!r}"
     return protected
+
+
+def check_checkpoints(suite: Suite, out: Path) -> None:
+    """Before any work: every checkpoint the run would train can be written, and is neither the run's output, the
+    suite, nor another artefact (a suite's `checkpoint: results/X.safetensors` would put its sidecar over the
+    results document results/X.json)."""
+    protected: dict[Path, str] = {out: "results document of this run"}
+    if suite._source:
+        protected[suite._source] = "suite file"
+    for i, entry in enumerate(suite.models):
+        ckpt = checkpoint_path(suite, entry)
+        if ckpt is not None and entry.train is not None and not ckpt.is_file():
+            check_checkpoint_output(ckpt, f"{suite._source or suite.name}: models[{i}].checkpoint", protected)
 
 
 @dataclass

@@ -43,6 +43,7 @@ from robustcollapse.evaluate.overrides import Overrides, apply_overrides
 from robustcollapse.evaluate.runner import (
     NUMERICS,
     RunOptions,
+    check_checkpoints,
     default_output,
     fingerprint,
     finish,
@@ -53,7 +54,7 @@ from robustcollapse.evaluate.runner import (
     run_suite,
     suite_pairs,
 )
-from robustcollapse.io import check_output, exclusive, remove_stale_temporaries, write_json
+from robustcollapse.io import check_output, exclusive, read_json, remove_stale_temporaries, write_json
 from robustcollapse.report.document import new_document
 
 SHARD_FORM = "I/N with whole numbers 0 <= I < N, e.g. --shard 0/8"
@@ -135,6 +136,7 @@ def run_shard(suite: Suite, out: Path, options: RunOptions, shard: Shard, consol
     """Run the pairs of `shard`, keeping its state in `shard_path` (written after each pair and at the end, with
     `complete: true` once every pair finished); returns the document of its pairs (never written as one)."""
     check_output(out, "--json", protected_inputs(suite))
+    check_checkpoints(suite, out)
     path = shard_path(out, shard)
     pairs = shard_pairs(suite, shard)
     with exclusive(path):
@@ -213,12 +215,7 @@ def _one_split(out: Path, found: dict[Path, Shard], suite_file: Path) -> list[Pa
 
 def _read_state(path: Path, shard: Shard) -> dict[str, Any]:
     """A shard state file, checked to be one and to hold the shard its name claims."""
-    try:
-        state = json.loads(path.read_bytes())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not a shard state: not valid JSON ({exc})") from None
-    except OSError as exc:
-        raise UserError(f"{path}: unreadable: {exc.strerror or exc}") from None
+    state = read_json(path, "shard state")
     if not isinstance(state, dict) or any(key not in state for key in STATE_FIELDS):
         raise UserError(f"{path}: not a shard state: it needs the fields {', '.join(STATE_FIELDS)}")
     claimed = state["shard"]

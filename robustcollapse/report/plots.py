@@ -3,6 +3,7 @@ here; report plots alongside."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -15,6 +16,7 @@ from robustcollapse.corruptions import corrupt, parameter_set  # noqa: E402
 from robustcollapse.data import load_dataset  # noqa: E402
 from robustcollapse.data.arrays import read_image  # noqa: E402
 from robustcollapse.errors import UserError  # noqa: E402
+from robustcollapse.io import atomic_write_bytes, check_output, safe_child  # noqa: E402
 from robustcollapse.metrics.spec import spec_for  # noqa: E402
 
 
@@ -51,10 +53,7 @@ def corruption_grid(
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / fig.get_figheight()) if title else None)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return write_png(fig, path, dpi=110)
 
 
 def corruption_preview(
@@ -71,7 +70,8 @@ def corruption_preview(
     """The corruption grid of one image: an image file resized to `size` x `size`, or test image `index` of a data
     set; written to `out` (default results/corruptions-<source>.png), titled with what it shows."""
     image, title, stem = _preview_image(source, index, size, data_root)
-    path = out or Path("results") / f"corruptions-{stem}.png"
+    path = out or safe_child(Path("results"), f"corruptions-{stem}.png")
+    check_output(path, "--out", {Path(source): "source image"} if Path(source).is_file() else {}, "figure")
     chosen = parameter_set(*image.shape[-2:], parameters)
     return corruption_grid(image, names, severities, seed, path, f"{title}, {chosen} parameters, seed {seed}", chosen)
 
@@ -93,12 +93,21 @@ def _preview_image(source: str, index: int, size: int, data_root: Path | None) -
 COLOURS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
+def write_png(fig: plt.Figure, path: Path, **savefig: object) -> Path:
+    """Render `fig` to PNG and write it atomically (a killed report leaves the old figure or the new one), then
+    close it; every figure the tool writes goes through here."""
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, format="png", **savefig)
+    finally:
+        plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
 def _save(fig: plt.Figure, path: Path) -> Path:
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return write_png(fig, path, dpi=100)
 
 
 def reliability_diagram(bins_by_model: dict[str, list[dict]], path: Path) -> Path:
@@ -150,10 +159,7 @@ def corruption_heatmap(grids: dict[str, tuple[list[str], list[int], list[list[fl
         ax.set_yticks(range(len(names)), names, fontsize=8)
         ax.set(xlabel="severity", title=model)
     fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="accuracy")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return write_png(fig, path, dpi=100, bbox_inches="tight")
 
 
 def roc_curves(roc: dict[str, dict[str, dict[str, list[float]]]], model: str, path: Path) -> Path:

@@ -9,6 +9,7 @@ from rich.console import Console
 
 from robustcollapse.config import Suite
 from robustcollapse.errors import UserError
+from robustcollapse.io import check_output, safe_child
 from robustcollapse.report.document import ResultDocument, load_document
 from robustcollapse.report.html import write_report
 from robustcollapse.report.tables import print_results
@@ -35,7 +36,10 @@ def report_result(path: Path, out: Path | None = None) -> tuple[Path, list[Path]
     """Write the plots (PNG) and index.html of a saved result document to `out` (default
     results/report-<suite name>/); return the page and the figures."""
     doc = load_document(path)
-    folder = out or Path("results") / f"report-{doc['suite'].get('name', path.stem)}"
+    folder = out or safe_child(Path("results"), f"report-{doc['suite'].get('name', path.stem)}")
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--out {folder}: is a file, not a folder; give a folder for the figures and index.html")
+    check_output(folder / "index.html", "--out", {path: "result document the report reads"}, "report page")
     try:
         return write_report(doc, folder)
     except UserError as exc:

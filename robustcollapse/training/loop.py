@@ -15,6 +15,7 @@ from robustcollapse.config import Recipe
 from robustcollapse.data import Dataset, Split, to_float, validation_split
 from robustcollapse.distributed import all_sum, is_main, world
 from robustcollapse.errors import UserError
+from robustcollapse.io import check_checkpoint_output
 from robustcollapse.metrics.calibration import fit_temperature
 from robustcollapse.models import Classifier, ModelSpec, build_model
 from robustcollapse.progress import track
@@ -195,7 +196,9 @@ def train_to_checkpoint(
     """Train and save weights + sidecar (recipe, data set, classes, history); returns model and sidecar.
 
     With `val_fraction` the recipe's seeded validation split is held out of training; its indices (into the data
-    set's train split) and the temperature fitted on it by NLL are recorded in the sidecar."""
+    set's train split) and the temperature fitted on it by NLL are recorded in the sidecar. Where the pair cannot
+    be written is found before training, not after."""
+    check_checkpoint_output(weights, "checkpoint")
     train, validation, indices = validation_split(data.train, recipe.val_fraction, recipe.seed)
     model, history = train_model(recipe, data, device, console, train)
     extra: dict[str, Any] = {}

@@ -77,6 +77,8 @@ def obtain_model(
         train_data = model_view(recipe, data) if same else training_data(recipe, data_root, download, device)
         model, meta = train_to_checkpoint(recipe, train_data, path, device, console)
         trained = True
+    elif path.exists():
+        raise UserError(f"model {entry.name!r}: checkpoint {path} is not a regular file (a folder, FIFO or device)")
     else:
         raise UserError(f"model {entry.name!r}: checkpoint {path} not found and no `train:` recipe to make it")
     check_fits(model, model_view(recipe, data), entry.name, str(path))
