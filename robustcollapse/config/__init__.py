@@ -22,6 +22,7 @@ from robustcollapse.config.checks import (
 )
 from robustcollapse.config.loading import ConfigError, Loc, load_yaml, validate
 from robustcollapse.config.schema import (
+    MAX_EXAMPLES,
     SEED_MAX,
     Augment,
     Calibration,
@@ -38,6 +39,7 @@ from robustcollapse.config.schema import (
 
 __all__ = [
     "INJECTED",
+    "MAX_EXAMPLES",
     "SEED_MAX",
     "Augment",
     "Calibration",

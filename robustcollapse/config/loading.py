@@ -64,15 +64,55 @@ def _scalar(node: yaml.ScalarNode) -> Any:
         loader.dispose()
 
 
+MAX_YAML_BYTES = 1 << 20  # 1 MiB: a suite is a few KB; PyYAML needs ~100x a file's size in memory and time
+MAX_YAML_NODES = 100_000  # values after alias expansion ("billion laughs" expands 90 aliases to 10^9 values)
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many values the node tree holds once every alias is expanded, computed on the shared graph (each node
+    once, memoised, no recursion), so a file whose aliases expand exponentially is measured, never expanded."""
+    size: dict[int, int] = {}
+    entered: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in size:
+            continue
+        if not children_done and id(node) in entered:
+            return MAX_YAML_NODES + 1  # an alias inside its own anchor: infinite once expanded
+        entered.add(id(node))
+        children = (
+            [n for pair in node.value for n in pair]
+            if isinstance(node, yaml.MappingNode)
+            else node.value
+            if isinstance(node, yaml.SequenceNode)
+            else []
+        )
+        if children_done:
+            size[id(node)] = min(1 + sum(size.get(id(c), 0) for c in children), MAX_YAML_NODES + 1)
+        else:
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in size)
+    return size[id(root)]
+
+
 def load_yaml(path: Path) -> tuple[dict[str, Any], dict[Loc, int]]:
     """Parse a YAML mapping, keeping the line of every key and value."""
     if path.is_dir():
         raise ConfigError(f"{path}: is a folder, not a YAML file")
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{path}: not a regular file (a FIFO, socket or device), not a YAML file")
     if not path.is_file():
         raise ConfigError(f"{path}: file not found")
     lines: dict[Loc, int] = {}
     try:
+        if path.stat().st_size > MAX_YAML_BYTES:
+            raise ConfigError(f"{path}: {path.stat().st_size} bytes; a suite or recipe is at most {MAX_YAML_BYTES}")
         node = yaml.compose(path.read_bytes().decode("utf-8"), Loader=yaml.SafeLoader)
+        if node is not None and _expanded_size(node) > MAX_YAML_NODES:
+            raise ConfigError(
+                f"{path}: expands to more than {MAX_YAML_NODES} values through its aliases (*name); write it out"
+            )
         data = _construct(node, (), lines) if node is not None else None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
@@ -82,10 +122,13 @@ def load_yaml(path: Path) -> tuple[dict[str, Any], dict[Loc, int]]:
         raise ConfigError(
             f"{path}:{dup.line} {_field_name(dup.loc)}: duplicate key (first given on line {dup.first})"
         ) from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a suite, recipe or tolerances file") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ConfigError(f"{where} invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())  # a reader error spans lines
+        raise ConfigError(f"{where} invalid YAML: {problem}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1 expected a mapping of fields at the top level")
     return data, lines

@@ -8,17 +8,23 @@ against the factory's signature in `robustcollapse.config.checks`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from robustcollapse import registry
 
+MAX_EXAMPLES = 100_000_000  # any per-test example count: ImageNet has 1.3 M training images
 SEED_MAX = 2**32 - 1  # what every generator we seed (torch, numpy, the corruptions' counter hash) accepts
 
 
+Tolerance = Annotated[float, Field(ge=0, allow_inf_nan=False)]  # absolute; NaN would make every move "within"
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Unknown fields are errors and no number may be NaN or infinite (a NaN compares False to every bound)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Component(Strict):
@@ -29,7 +35,7 @@ class Component(Strict):
 
 
 class Augment(Strict):
-    crop: int = Field(0, ge=0, description="random-crop padding in pixels (0: off)")
+    crop: int = Field(0, ge=0, le=1024, description="random-crop padding in pixels (0: off)")
     flip: bool = Field(False, description="random horizontal flip")
 
 
@@ -39,11 +45,11 @@ class Recipe(Strict):
     dataset: str | None = None
     backbone: Component
     head: Component
-    epochs: int = Field(10, ge=1)
-    batch_size: int = Field(128, ge=1)
+    epochs: int = Field(10, ge=1, le=100_000)
+    batch_size: int = Field(128, ge=1, le=1_000_000)
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
+    lr: float = Field(1e-3, gt=0, le=1e3)
+    weight_decay: float = Field(0.0, ge=0, le=1e3)
     momentum: float = Field(0.9, ge=0, lt=1)
     schedule: Literal["cosine", "constant"] = "cosine"
     augment: Augment = Augment()
@@ -128,7 +134,7 @@ class TestEntry(Strict):
 class Regression(Strict):
     """How `robustcollapse compare` judges this suite's results: glob pattern -> absolute tolerance."""
 
-    tolerances: dict[str, float] = {}
+    tolerances: dict[str, Tolerance] = {}
 
 
 class Suite(Strict):
@@ -136,8 +142,8 @@ class Suite(Strict):
     description: str = ""
     dataset: str
     seed: int = Field(0, ge=0, le=SEED_MAX)
-    batch_size: int = Field(512, ge=1)
-    limit: int | None = Field(None, ge=1, description="evaluate at most this many test examples")
+    batch_size: int = Field(512, ge=1, le=1_000_000)
+    limit: int | None = Field(None, ge=1, le=MAX_EXAMPLES, description="evaluate at most this many test examples")
     heldout: list[int] = Field(
         [], description="classes removed from the data set; their test images are the `heldout` OOD set"
     )
@@ -170,6 +176,6 @@ class Suite(Strict):
 
 
 class Tolerances(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    tolerances: dict[str, float]
+    tolerances: dict[str, Tolerance]

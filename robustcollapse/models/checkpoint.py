@@ -19,7 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from robustcollapse.errors import UserError
-from robustcollapse.io import atomic_write_bytes, atomic_write_text, remove_stale_temporaries
+from robustcollapse.io import atomic_write_bytes, atomic_write_text, read_json, remove_stale_temporaries
 from robustcollapse.models.classifier import Classifier, ModelSpec, build_model
 from robustcollapse.version import __version__
 
@@ -106,25 +106,39 @@ def save_checkpoint(model: Classifier, weights: Path, meta: dict[str, Any]) -> d
 def read_sidecar(weights: Path) -> dict[str, Any]:
     """The sidecar of a weights file, checked for format; a clear error when missing or malformed."""
     side = sidecar_path(Path(weights))
-    if not side.is_file():
+    if not side.exists():
         raise UserError(f"{weights}: checkpoint sidecar {side} is missing (a checkpoint is weights + JSON)")
-    try:
-        meta = json.loads(side.read_bytes())
-    except UnicodeDecodeError:
-        raise UserError(f"{side}: unreadable checkpoint sidecar: not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{side}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    meta = read_json(side, "checkpoint sidecar")
     if not isinstance(meta, dict):
         raise UserError(f"{side}: a checkpoint sidecar is a JSON object, this is a {type(meta).__name__}")
     if meta.get("format") != FORMAT:
         raise UserError(f"{side}: field 'format' is {meta.get('format')!r}, expected {FORMAT!r}")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise UserError(
+            f"{side}: field 'format_version' is {meta.get('format_version')!r}; this version reads {FORMAT_VERSION}"
+        )
+    if "sha256" not in meta:
+        raise UserError(f"{side}: field 'sha256' is missing; a sidecar names its weights' sha256 (retrain or re-save)")
+    if not isinstance(meta["sha256"], str):
+        raise UserError(f"{side}: field 'sha256' is {meta['sha256']!r}; allowed: the weights' sha256 as a hex string")
     return meta
+
+
+def require_finite(state: dict[str, torch.Tensor], path: Path) -> None:
+    """Weights with a NaN or infinity give a model that silently answers one class (accuracy at chance, a complete
+    document, no warning): refuse them when loaded, naming the first such tensor."""
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise UserError(f"{path}: tensor {name!r} holds {bad} non-finite values (NaN or inf); retrain the model")
 
 
 def load_checkpoint(weights: Path, device: str | torch.device = "cpu") -> tuple[Classifier, dict[str, Any]]:
     """Rebuild the model from the sidecar, verify the weights' sha256 and load them strictly."""
     weights = Path(weights)
     recover_checkpoint(weights)
+    if weights.exists() and not weights.is_file():
+        raise UserError(f"{weights}: not a regular file (a folder, FIFO or device), not checkpoint weights")
     if not weights.is_file():
         raise UserError(f"{weights}: checkpoint weights not found")
     meta = read_sidecar(weights)
@@ -144,6 +158,7 @@ def load_checkpoint(weights: Path, device: str | torch.device = "cpu") -> tuple[
         state = load_file(str(weights))
     except (SafetensorError, OSError) as exc:
         raise UserError(f"{weights}: unreadable safetensors file ({exc})") from None
+    require_finite(state, weights)
     try:
         result = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:

@@ -16,10 +16,12 @@ from typing import Any
 
 import torch
 import torchvision
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
 from robustcollapse.errors import UserError
+from robustcollapse.models.checkpoint import require_finite
 
 
 class ExternalClassifier(nn.Module):
@@ -93,7 +95,12 @@ def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise UserError(f"{path}: weights file not found")
     if path.suffix == ".safetensors":
-        return load_file(str(path))
+        try:
+            state = load_file(str(path))
+        except (SafetensorError, OSError) as exc:
+            raise UserError(f"{path}: unreadable safetensors file ({exc})") from None
+        require_finite(state, path)
+        return state
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - the unpickler refuses anything but tensors and containers
@@ -104,6 +111,7 @@ def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
             obj = obj[key]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise UserError(f"{path}: holds a {type(obj).__name__}, not a state_dict of tensors")
+    require_finite(obj, path)
     return obj
 
 

@@ -6,13 +6,15 @@ Documents of another `schema_version` are refused by readers (the gate reports t
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
 from robustcollapse.errors import UserError
+from robustcollapse.io import read_json
 
 SCHEMA_VERSION = 1
+# the top-level fields that are JSON objects (readers call .get on them: another type is an unreadable document)
+OBJECT_FIELDS = ("suite", "env", "models", "details", "flags", "timings", "overrides")
 
 
 class ResultDocument(TypedDict):
@@ -59,22 +61,16 @@ def load_document(path: Path, check_schema: bool = True) -> ResultDocument:
     With `check_schema=False` a document of another schema version is returned as is (the gate reports it as a
     failure rather than as unreadable input)."""
     path = Path(path)
-    if path.is_dir():
-        raise UserError(f"{path}: is a folder, not a result document")
-    try:
-        doc = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        raise UserError(f"{path}: result document not found") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: unreadable: not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    except OSError as exc:
-        raise UserError(f"{path}: unreadable: {exc.strerror or exc}") from None
+    doc = read_json(path, "result document")
     if not isinstance(doc, dict):
         raise UserError(f"{path}: unreadable: a result document is a JSON object, this is a {type(doc).__name__}")
     if check_schema and doc.get("schema_version") != SCHEMA_VERSION:
         raise UserError(f"{path}: schema_version {doc.get('schema_version')!r}; this version reads {SCHEMA_VERSION}")
+    for field in OBJECT_FIELDS:
+        if field in doc and not isinstance(doc[field], dict):
+            raise UserError(f"{path}: unreadable: field {field!r} is {type(doc[field]).__name__}; allowed: an object")
+    if "warnings" in doc and not isinstance(doc["warnings"], list):
+        raise UserError(f"{path}: unreadable: field 'warnings' is {type(doc['warnings']).__name__}; allowed: a list")
     metrics = doc.get("metrics")
     if not isinstance(metrics, dict) or not all(isinstance(m, dict) for m in metrics.values()):
         raise UserError(f"{path}: unreadable: field 'metrics' must map each model to its metrics")

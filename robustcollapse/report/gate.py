@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from robustcollapse.config import load_tolerances
+from robustcollapse.config import Tolerances, load_tolerances
 from robustcollapse.errors import UserError
 from robustcollapse.metrics.spec import DEFAULT_TOLERANCE, spec_for
 from robustcollapse.report.document import SCHEMA_VERSION, load_document, number
@@ -65,6 +66,10 @@ class Row:
 def document_problems(base: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Whole-document reasons the gate fails: another schema, a run that did not complete, other overrides."""
     problems = []
+    for field, what in (("dataset", "data set"), ("heldout", "held-out classes")):
+        a, b = (doc.get("suite", {}).get(field) for doc in (base, new))
+        if a != b:
+            problems.append(f"evaluated on another {what} (baseline {a!r}, new {b!r}): not comparable")
     if base.get("overrides") or new.get("overrides"):
         if (base.get("overrides") or {}) != (new.get("overrides") or {}):
             problems.append(
@@ -134,10 +139,20 @@ def compare_documents(base: dict[str, Any], new: dict[str, Any], tolerances: dic
 def effective_tolerances(new: dict[str, Any], override: dict[str, float] | None) -> dict[str, float]:
     """The user's tolerances: the suite's `regression.tolerances`, then a --tolerances file (which wins); a key no
     pattern matches falls back to its MetricSpec's default."""
-    merged: dict[str, float] = {}
-    merged.update((new.get("suite", {}).get("regression") or {}).get("tolerances", {}))
-    merged.update(override or {})
-    return merged
+    regression = new.get("suite", {}).get("regression") or {}
+    suite_tolerances = regression.get("tolerances", {}) if isinstance(regression, dict) else regression
+    if not isinstance(suite_tolerances, dict):
+        raise UserError(
+            f"suite.regression: {type(suite_tolerances).__name__}; allowed: a mapping with `tolerances:` of glob "
+            "pattern -> finite number >= 0"
+        )
+    merged: dict[str, Any] = {**suite_tolerances, **(override or {})}
+    try:
+        return Tolerances.model_validate({"tolerances": merged}).tolerances
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"][1:])
+        raise UserError(f"suite.regression.tolerances.{where}: {err['msg']}; allowed: a finite number >= 0") from None
 
 
 def gate(base: Path, new: Path, tolerances_file: Path | None, console: Console) -> list[str]:
@@ -147,7 +162,11 @@ def gate(base: Path, new: Path, tolerances_file: Path | None, console: Console) 
     old_doc, new_doc = load_document(base, check_schema=False), load_document(new, check_schema=False)
     override = load_tolerances(tolerances_file) if tolerances_file else None
     try:
-        rows = compare_documents(old_doc, new_doc, effective_tolerances(new_doc, override))
+        chosen = effective_tolerances(new_doc, override)
+    except UserError as exc:
+        raise UserError(f"{new}: {exc}") from None
+    try:
+        rows = compare_documents(old_doc, new_doc, chosen)
     except (TypeError, ValueError, AttributeError, KeyError) as exc:
         raise UserError(f"{new}: cannot be compared with {base} ({type(exc).__name__}: {exc})") from None
     if rows:
