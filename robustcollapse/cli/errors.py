@@ -3,7 +3,10 @@ SIGTERM are exit 130 with the finished results kept, and click's usage errors pr
 
 from __future__ import annotations
 
+import codecs
 import functools
+import io
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -39,6 +42,11 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
         except UserError as exc:
             err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             sys.exit(exc.exit_code)
+        except OSError as exc:  # a full disk, a read-only folder, a name too long: what and where, finished work kept
+            where = f"{exc.filename}: " if exc.filename else ""
+            message = f"{where}{exc.strerror or exc} (errno {exc.errno}); finished results are kept"
+            err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+            sys.exit(2)
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted:[/] finished results are kept; rerun the same command to resume")
             sys.exit(130)
@@ -49,6 +57,67 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+ASCII_FALLBACK = {"ε": "eps", "✓": "ok", "⚠": "!", "×": "x", "—": "-", "–": "-", "→": "->", "…": "...", "±": "+-"}
+
+
+def _ascii_fallback(error: UnicodeError) -> tuple[str, int]:
+    """Codec error handler: a character the terminal's encoding lacks becomes its ASCII spelling (or '?')."""
+    assert isinstance(error, UnicodeEncodeError)
+    text = error.object[error.start : error.end]
+    return "".join(ASCII_FALLBACK.get(ch, "?") for ch in text), error.end
+
+
+codecs.register_error("robustcollapse-ascii", _ascii_fallback)
+
+
+class _PipeSafe:
+    """A text stream whose reader may go away (`robustcollapse show … | head -1`): after a broken pipe, output is
+    dropped instead of raised, so the command finishes with its own exit code, quietly, as Unix tools do."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream, self._closed = stream, False
+
+    def write(self, text: str) -> int:
+        if not self._closed:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._drop()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._closed:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._drop()
+
+    def _drop(self) -> None:
+        self._closed = True
+        try:  # the interpreter flushes stdout at exit: point the descriptor at /dev/null so that flush is quiet too
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+        except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _guard_streams() -> tuple[Any, Any]:
+    """Make stdout and stderr safe for any terminal: characters its encoding lacks get an ASCII spelling (a
+    non-UTF-8 locale must not crash a run after its work), and a closed stdout pipe is not an error."""
+    saved = sys.stdout, sys.stderr
+    for stream in saved:
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None and (getattr(stream, "encoding", None) or "").lower().replace("-", "") != "utf8":
+            try:
+                reconfigure(errors="robustcollapse-ascii")
+            except (ValueError, io.UnsupportedOperation):
+                pass
+    sys.stdout = _PipeSafe(sys.stdout)
+    return saved
+
+
 class OneLineErrors(click.Group):
     """Click's usage errors (a bad flag, a value out of range) print as one line like every other bad input,
     `error: COMMAND: message (see COMMAND --help)` with exit 2, instead of click's usage block."""
@@ -56,6 +125,7 @@ class OneLineErrors(click.Group):
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
+        saved = _guard_streams()
         try:
             code = super().main(*args, standalone_mode=False, **kwargs)
         except click.UsageError as exc:
@@ -69,4 +139,6 @@ class OneLineErrors(click.Group):
         except click.Abort:
             err_console.print("[yellow]interrupted[/]")
             sys.exit(130)
+        finally:
+            sys.stdout, sys.stderr = saved
         sys.exit(code if isinstance(code, int) else 0)
