@@ -146,7 +146,7 @@ BAD = {
     ),
     "not-json": (
         lambda: Path(STATE.format(1)).write_text("{"),
-        "results/smoke.json.shard-1-of-2: not a shard state: not valid JSON",
+        "results/smoke.json.shard-1-of-2: not valid JSON",
     ),
 }
 

@@ -18,6 +18,7 @@ from robustcollapse.data.corrupted import corrupted_folder, read_corrupted
 from robustcollapse.errors import DataNotFoundError
 from robustcollapse.evaluate.base import Context
 from robustcollapse.evaluate.corruption import Corruption, CorruptionParams
+from robustcollapse.metrics.calibration import calibration_report, fit_temperature
 
 
 class MeanBrightness(nn.Module):
@@ -138,3 +139,37 @@ def test_relative_changes_print_with_one_sign():
 
     assert signed_percent(-0.225) == "−22.5%" and signed_percent(0.002) == "+0.2%" and signed_percent(0.0) == "+0.0%"
     assert "−-" not in signed_percent(-0.002) and signed_percent(-0.002) == "−0.2%"
+
+
+def test_temperature_scaled_cells_divide_the_logits_by_the_fitted_temperature():
+    """Each cell's `ts/nll` and `ts/ece` are calibration_report(logits / T): the logits of the corrupted images
+    worked out by hand here, T fitted on a validation split on which the model misses two images (T > 1)."""
+    x, y = images()
+    clean_logits = MeanBrightness().forward_all(x.float() / 255)[1]
+    val_y = y.clone()
+    val_y[[6, 7]] = 1 - val_y[[6, 7]]  # the two images nearest the model's threshold, labelled the other way
+    t = fit_temperature(clean_logits, val_y)
+    assert 2 < t < 5  # far enough from 1 that logits x T and logits / T score differently
+    params = CorruptionParams(
+        kind="corruption", corruptions=["brightness", "contrast"], severities=[1, 3, 5], n_examples=20, bins=10
+    )
+    ctx = context("rgb", x, y)
+    ctx.temperature = t
+    m = Corruption.run(ctx, params).metrics
+    scaled_eces = []
+    for name in ("brightness", "contrast"):
+        for s in (1, 3, 5):
+            key = f"shift/{name}/{s}"
+            images_by_hand = corrupt(x.float() / 255, name, s, seed=0, index=torch.arange(len(x)))
+            logits = MeanBrightness().forward_all(images_by_hand)[1]
+            raw, scaled = calibration_report(logits, y, n_bins=10), calibration_report(logits / t, y, n_bins=10)
+            assert m[f"{key}/nll"] == pytest.approx(raw["nll"], abs=1e-6), key
+            assert m[f"{key}/ece"] == pytest.approx(raw["ece"], abs=1e-6), key
+            assert m[f"{key}/ts/nll"] == pytest.approx(scaled["nll"], abs=1e-6), key
+            assert m[f"{key}/ts/ece"] == pytest.approx(scaled["ece"], abs=1e-6), key
+            wrong = calibration_report(logits * t, y, n_bins=10)
+            assert abs(wrong["nll"] - scaled["nll"]) > 1e-3, key  # the check can tell / T from x T
+            scaled_eces.append(scaled["ece"])
+    assert m["shift/mean/ts/ece"] == pytest.approx(sum(scaled_eces) / len(scaled_eces), abs=1e-6)
+    ctx.temperature = None
+    assert not [k for k in Corruption.run(ctx, params).metrics if "/ts/" in k]  # no temperature, no scaled keys

@@ -90,3 +90,86 @@ def test_missing_values_and_flags():
     assert format_value("clean/acc", None) == "—" and format_value("clean/acc", float("nan")) == "—"
     assert format_value("no/such/key", 0.123456, default=".4g") == "0.1235"
     assert is_flag("adv/flags/not_monotone") and not is_flag("clean/acc") and not is_flag("no/such/key")
+
+
+# Which way is better for every declared pattern, written here from what each metric measures (the docstrings of
+# the modules that declare them and README "The regression gate"), independently of the specs: +1 higher is
+# better, -1 lower is better, 0 reported but never judged. A new spec must be added here, with its direction.
+DIRECTIONS = {
+    # accuracy and calibration (metrics/calibration.py)
+    "*/acc": +1,
+    "*_acc": +1,  # train_acc, fine/kmeans_acc, ...
+    "train_acc": +1,
+    "test_acc": +1,
+    "hier/top1": +1,
+    "*/clean_acc": 0,  # an attack test's clean ceiling: a property of the points, not a robustness score
+    "*/error": -1,
+    "*/nll": -1,
+    "*/brier": -1,
+    "*/ece": -1,
+    "*/aece": -1,
+    "*/mce": -1,  # a calibration *error*: the worst bin's |acc - conf|
+    "*/cwece": -1,
+    "*/mean_conf": 0,  # neither high nor low confidence is better in itself
+    "*/temperature": 0,
+    "loss": -1,
+    # OOD detection and misclassification detection: OOD / wrong is the positive class
+    "*/auroc": +1,
+    "*/aupr_in": +1,
+    "*/aupr_out": +1,
+    "*/fpr95": -1,
+    "*/aurc": -1,  # risk integrated over coverage
+    # neural collapse: every one measures a distance from the collapsed geometry (0 = fully collapsed)
+    "*/nc1": -1,
+    "*/within_between": -1,
+    "*/equinorm": -1,
+    "*/equiangular": -1,
+    "*/maxangle": -1,
+    "*/etf_means": -1,
+    "*/etf_w": -1,
+    "*/w_equinorm": -1,
+    "*/nc3": -1,
+    "*/nc4": -1,
+    # separation of classes: larger margins and angles are better
+    "*/ovr_margin_min": +1,
+    "*/ovr_margin_mean": +1,
+    "*/min_angle": +1,
+    # binarity of the latent: well separated peaks and shared class codes are the goal; counts and fit
+    # parameters are descriptive
+    "*/peak_sep": +1,
+    "*/same_code": +1,
+    "*/peak_sep_std": 0,
+    "*/gmm_loglik": 0,
+    "*/gmm_sigma": 0,
+    "*/class_codes": 0,
+    "*/patterns": 0,
+    "*/two_means_sep": 0,
+    # robustness
+    "*/flags/*": -1,  # an honesty check that fired (1) is worse than one that did not (0)
+    "*/rel_drop": -1,  # accuracy lost under corruption
+    "*/rel_norm": +1,  # DeepFool: a larger minimal perturbation is a more robust model
+    "*/rel_norm_median": +1,
+    "*/l2": 0,
+    "*/success": 0,  # DeepFool flips nearly every point by design: not a robustness score
+    # class hierarchy: how far the mistakes are
+    "hier/mistake_severity": -1,
+    "hier/dist@*": -1,
+}
+
+
+def test_every_declared_spec_has_the_direction_of_the_independent_table():
+    import robustcollapse.evaluate  # noqa: F401  (every test kind, and the metrics modules it imports)
+    import robustcollapse.training  # noqa: F401  (the per-epoch history's specs)
+
+    specs = {s.pattern: s for s in declared()}
+    assert sorted(specs) == sorted(DIRECTIONS), (
+        f"declared but not in DIRECTIONS: {sorted(set(specs) - set(DIRECTIONS))}; "
+        f"in DIRECTIONS but not declared: {sorted(set(DIRECTIONS) - set(specs))}"
+    )
+    wrong = {p: (specs[p].direction, sign) for p, sign in DIRECTIONS.items() if specs[p].direction != sign}
+    assert not wrong, f"pattern: (declared, expected) {wrong}"
+    for pattern, sign in DIRECTIONS.items():  # and the gate reads each spec's direction for its own keys
+        key = pattern.replace("*", "x").replace("x_acc", "x/model_acc")
+        assert spec_for(key).pattern == pattern and direction(key) == sign, key
+    flags = {p for p, s in specs.items() if s.fmt == "flag"}
+    assert flags == {"*/flags/*"} and specs["*/flags/*"].tolerance == 0.0  # a newly fired flag always regresses

@@ -160,6 +160,7 @@ def test_a_crash_inside_compare_is_exit_2_not_a_regression(tmp_path, monkeypatch
     assert result.exit_code == 2 and "cannot be compared" in result.stderr
 
 
+@pytest.mark.slow  # two full smoke evaluations; `nox -s regression` gates the same run
 def test_fresh_smoke_run_passes_the_committed_baseline_and_a_broken_metric_fails_it(workdir, monkeypatch):
     baseline = str(Path(__file__).resolve().parents[2] / "results" / "baselines" / "smoke.json")
     assert (
@@ -193,3 +194,104 @@ def test_fresh_smoke_run_passes_the_committed_baseline_and_a_broken_metric_fails
     broken_run = CliRunner().invoke(main, ["compare", "ok.json", "broken.json"])
     assert broken_run.exit_code == 1
     assert "broken: binary:nc/nc1" in broken_run.stderr and "missing: baseline:<test:ood>" in broken_run.stderr
+
+
+def pair(old: dict[str, float], new: dict[str, float]) -> tuple[dict, dict]:
+    """A baseline and a new document holding only these metrics (one model, one test)."""
+    base = {**copy.deepcopy(BASE), "suite": {}, "metrics": {"m": dict(old)}}
+    return base, {**copy.deepcopy(base), "metrics": {"m": dict(new)}}
+
+
+def verdicts(old: dict[str, float], new: dict[str, float], tolerances: dict[str, float]) -> dict[str, str]:
+    return {r.key: r.verdict for r in compare_documents(*pair(old, new), tolerances)}
+
+
+# Every value and difference here is a sum of powers of two, so each delta is exactly its tolerance (or exactly
+# 2**-20 beyond it): no float round-off decides which side of the boundary a move falls on.
+JUST = 2.0**-20
+
+
+def test_a_move_exactly_equal_to_its_tolerance_is_within_and_one_just_beyond_regresses():
+    """README: the gate fails when a metric "regressed beyond its tolerance" -- a move of exactly the tolerance
+    is still within it, for both directions, whether the tolerance is the user's or the spec's default."""
+    tol = {"clean/acc": 0.25, "cal/ece": 0.25}
+    # higher is better: 0.5 -> 0.25 is a drop of exactly 0.25
+    assert verdicts({"clean/acc": 0.5}, {"clean/acc": 0.25}, tol) == {"clean/acc": "within"}
+    assert verdicts({"clean/acc": 0.5}, {"clean/acc": 0.25 - JUST}, tol) == {"clean/acc": "regressed"}
+    # lower is better: 0.25 -> 0.5 is a rise of exactly 0.25
+    assert verdicts({"cal/ece": 0.25}, {"cal/ece": 0.5}, tol) == {"cal/ece": "within"}
+    assert verdicts({"cal/ece": 0.25}, {"cal/ece": 0.5 + JUST}, tol) == {"cal/ece": "regressed"}
+    # the spec's own default tolerance (`*/min_angle`: 1 degree), no user pattern
+    assert verdicts({"nc/min_angle": 90.0}, {"nc/min_angle": 89.0}, {}) == {"nc/min_angle": "within"}
+    assert verdicts({"nc/min_angle": 90.0}, {"nc/min_angle": 89.0 - 2.0**-10}, {}) == {"nc/min_angle": "regressed"}
+    # a move in the good direction by exactly the tolerance is an improvement, not a regression
+    assert verdicts({"clean/acc": 0.25}, {"clean/acc": 0.5}, tol) == {"clean/acc": "improved"}
+    assert verdicts({"cal/ece": 0.5}, {"cal/ece": 0.25}, tol) == {"cal/ece": "improved"}
+
+
+def test_the_gate_passes_a_move_of_exactly_its_tolerance_and_fails_one_just_beyond(tmp_path):
+    (tmp_path / "tol.yaml").write_text("tolerances:\n  'clean/acc': 0.25\n  'cal/ece': 0.25\n")
+    for old, new, code in (
+        ({"clean/acc": 0.5, "cal/ece": 0.25}, {"clean/acc": 0.25, "cal/ece": 0.5}, 0),
+        ({"clean/acc": 0.5, "cal/ece": 0.25}, {"clean/acc": 0.25 - JUST, "cal/ece": 0.5}, 1),
+        ({"clean/acc": 0.5, "cal/ece": 0.25}, {"clean/acc": 0.25, "cal/ece": 0.5 + JUST}, 1),
+    ):
+        base, doc = pair(old, new)
+        (tmp_path / "a.json").write_text(json.dumps(base))
+        (tmp_path / "b.json").write_text(json.dumps(doc))
+        args = [
+            "compare",
+            str(tmp_path / "a.json"),
+            str(tmp_path / "b.json"),
+            "--tolerances",
+            str(tmp_path / "tol.yaml"),
+        ]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == code, (new, result.output, result.stderr)
+        if code == 0:
+            assert "0 regressed, 0 broken, 0 missing, 0 improved, 2 within" in result.output
+        else:
+            assert "gate failed: regressed: m:" in result.stderr
+
+
+@pytest.mark.parametrize("key", ["clean/acc", "cal/ece", "bin/patterns"])  # higher-, lower-better, not judged
+def test_minus_infinity_is_broken_in_either_direction(tmp_path, key):
+    """-inf is not a number the gate may judge: on a lower-is-better key it would read as a huge improvement, on
+    a higher-is-better one as a regression; either way it is `broken` (json.dumps writes it as -Infinity, which
+    Python's reader accepts, so a document can carry it)."""
+    rows = compare_documents(BASE, changed(**{key: float("-inf")}), {})
+    assert [(r.key, r.verdict) for r in rows] == [(key, "broken")]
+    result = run(tmp_path, changed(**{key: float("-inf")}))
+    assert result.exit_code == 1, result.output
+    assert f"gate failed: broken: m:{key}" in result.stderr and "1 broken" in result.output
+    assert "regressed" not in result.stderr
+
+
+def test_every_non_finite_value_breaks_a_finite_metric_of_either_direction():
+    for bad in (None, float("nan"), float("inf"), float("-inf")):
+        for key, old in (("clean/acc", 0.5), ("cal/ece", 0.25), ("nc/min_angle", 90.0), ("bin/patterns", 3.0)):
+            assert verdicts({key: old}, {key: bad}, {}) == {key: "broken"}, (key, bad)
+    # a metric that was already null in the baseline and is non-finite again is reported, not a new failure
+    assert verdicts({"cal/ece": None}, {"cal/ece": float("-inf")}, {}) == {"cal/ece": "changed"}
+
+
+def test_a_written_document_stores_every_non_finite_number_as_null(tmp_path):
+    """JSON has no NaN or infinities: write_json turns NaN, +inf and -inf into null (strict JSON, which other
+    readers accept), and the gate reads each such null as a broken metric."""
+    from robustcollapse.io import clean_numbers, write_json
+
+    assert clean_numbers({"a": [float("nan"), float("inf"), float("-inf"), 0.5, (1.0,)]}) == {
+        "a": [None, None, None, 0.5, [1.0]]
+    }
+    doc = changed(**{"clean/acc": float("-inf"), "cal/ece": float("inf"), "nc/nc1": float("nan")})
+    write_json(tmp_path / "b.json", doc)
+    text = (tmp_path / "b.json").read_text()
+
+    def strict(name: str):
+        raise AssertionError(f"{name} written into a result document")
+
+    stored = json.loads(text, parse_constant=strict)["metrics"]["m"]
+    assert stored["clean/acc"] is None and stored["cal/ece"] is None and stored["nc/nc1"] is None
+    (tmp_path / "a.json").write_text(json.dumps(BASE))
+    result = CliRunner().invoke(main, ["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")])
+    assert result.exit_code == 1 and "gate failed: broken: m:cal/ece, m:clean/acc, m:nc/nc1" in result.stderr

@@ -140,3 +140,22 @@ def test_page_renders_its_sections_in_a_headless_browser(smoke_report, tmp_path)
         colour = np.array([int(hexa[i : i + 2], 16) for i in (1, 3, 5)])
         count = int((np.abs(pixels.astype(int) - colour).sum(1) <= 6).sum())
         assert count > 2000, f"the {kind} section heading did not render ({count} pixels of its colour)"
+
+
+def test_a_model_name_cannot_write_outside_the_report_folder(smoke_report, tmp_path, monkeypatch):
+    """Names from a document become file names through one safe alphabet: a model named `../../../evil` (a path
+    traversal, which wrote `evil.png` outside --out) gets its figures inside --out, and nothing else is written."""
+    work, _ = smoke_report
+    doc = json.loads((work / "results" / "smoke.json").read_text())
+    for field in ("models", "metrics", "details", "flags", "timings"):
+        doc[field]["../../../evil"] = doc[field].pop("binary")
+    text = json.dumps(doc)
+    where = tmp_path / "a" / "b" / "c"
+    where.mkdir(parents=True)
+    (where / "r.json").write_text(text)
+    monkeypatch.chdir(where)
+    result = CliRunner().invoke(main, ["report", "r.json", "--out", "out"])
+    assert result.exit_code == 0, result.output
+    written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    assert all(str(p).startswith("a/b/c/out/") for p in written if p.name != "r.json"), written
+    assert any("evil" in p.name for p in written), written  # the model's own figures exist, renamed
