@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -10,12 +11,22 @@ import torch
 
 import robustcollapse.evaluate  # noqa: F401  (registers every plug-in, as the CLI and the API do)
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # under `pytest -n N` each worker is one process of N: one torch thread each keeps the cores from being
+    # oversubscribed (N workers x all-core intra-op pools thrash a 2-core CI machine)
+    torch.set_num_threads(1)
+    # xdist starts its workers with COLUMNS=80; a rich Console made at import (the CLI's) would freeze that
+    # width, and the tests that pass COLUMNS to one invocation would not get it
+    os.environ.pop("COLUMNS", None)
+
 ROOT = Path(__file__).resolve().parents[1]
 SUITES = ROOT / "suites"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """GPU tests are marked `gpu` and skipped on machines without CUDA."""
+    """Slow tests first (under xdist the longest start at once instead of making the tail), and GPU tests, marked
+    `gpu`, skipped on machines without CUDA."""
+    items.sort(key=lambda item: "slow" not in item.keywords)
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs CUDA")

@@ -53,6 +53,7 @@ sys.exit(1 if failed else 0)
 """
 
 
+@pytest.mark.slow  # a fresh interpreter per module
 @pytest.mark.skipif(sys.platform == "win32", reason="needs os.fork")
 def test_every_module_imports_alone():
     names = modules()

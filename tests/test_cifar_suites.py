@@ -8,10 +8,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from standins import write_cifar10, write_cifar100, write_svhn
 
 from robustcollapse.cli import main
+
+# end-to-end runs of the CIFAR suites on generated on-disk data: minutes; the full test command runs them
+pytestmark = pytest.mark.slow
 
 
 def invoke(*args: str):

@@ -79,6 +79,7 @@ def test_show_reprints_the_tables_of_a_saved_document(smoke_run, workdir):
     assert invoke("show", "nope.json").exit_code == 2
 
 
+@pytest.mark.slow  # a second full smoke evaluation
 def test_same_seed_gives_identical_metrics(smoke_run, workdir):
     _, first = smoke_run
     result = invoke("eval", "suites/smoke.yaml", "--device", "cpu", "--json", "again.json")

@@ -235,6 +235,7 @@ def test_loss_share_of_an_empty_slice_is_a_zero_that_back_propagates():
     assert parallel.loss_share(whole, 4, 4) is whole and parallel.loss_share(whole, 1, 4).item() == 2.5 / 4
 
 
+@pytest.mark.slow  # a torchrun launch
 def test_torchrun_trains_a_recipe_file_with_one_checkpoint(tmp_path: Path):
     """The CLI under real torchrun: `robustcollapse train RECIPE` on 2 ranks, one checkpoint, one set of lines."""
     (tmp_path / "recipe.yaml").write_text(

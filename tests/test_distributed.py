@@ -147,6 +147,7 @@ def lose_peer(rank: int, port: int, out: str, how: str) -> None:
     os._exit(0)  # the group is broken: leave without the collective clean-up that would wait for the peer
 
 
+@pytest.mark.slow  # waits out a rendezvous timeout
 @pytest.mark.parametrize("how", ["exits", "silent"])
 def test_a_lost_peer_is_one_line_not_a_hang(tmp_path: Path, how: str):
     mp.spawn(lose_peer, args=(free_port(), str(tmp_path), how), nprocs=2, join=True)
@@ -240,6 +241,7 @@ rd.teardown()
 """
 
 
+@pytest.mark.slow  # a torchrun launch
 def test_torchrun_env_rendezvous(tmp_path: Path):
     script, out = tmp_path / "job.py", tmp_path / "out.json"
     script.write_text(SCRIPT)

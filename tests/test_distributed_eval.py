@@ -17,6 +17,7 @@ from same_document import differences
 ROOT = Path(__file__).resolve().parents[1]
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "LOCAL_WORLD_SIZE")
 LIMIT = ["--limit", "32"]
+pytestmark = pytest.mark.slow  # torchrun processes evaluating whole suites
 
 
 def free_port() -> int:

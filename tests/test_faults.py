@@ -38,7 +38,10 @@ tests:
     split: test
 """
 EVAL = ["eval", "suites/tiny.yaml", "--device", "cpu"]
-pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="the write fault reads /proc/self/fd")
+pytestmark = [
+    pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="the write fault reads /proc/self/fd"),
+    pytest.mark.slow,  # kills real runs with signals at each point and reruns them
+]
 
 
 def run(cwd: Path, *args: str, fault: tuple[str, str] | None = None) -> subprocess.CompletedProcess:
