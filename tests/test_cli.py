@@ -30,7 +30,7 @@ def test_eval_prints_tables_and_writes_the_result_document(smoke_run, workdir):
     assert "attack: attack — robust accuracy (digits test)" in result.output
     assert "corruption — baseline: accuracy per corruption × severity" in result.output
     assert "results: results/smoke.json" in result.output
-    assert doc["schema_version"] == 1 and doc["status"] == "complete"
+    assert doc["schema_version"] == 2 and doc["status"] == "complete"
     assert set(doc["metrics"]) == {"baseline", "binary"}
     for model in ("baseline", "binary"):
         metrics = doc["metrics"][model]

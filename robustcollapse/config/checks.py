@@ -70,6 +70,13 @@ def check_suite(data: dict[str, Any], path: Path, lines: dict[Loc, int]) -> Suit
             fail(path, lines, ("models", i, "name"), f"duplicate model name {entry.name!r}")
         seen.add(entry.name)
         _check_model(entry, path, lines, ("models", i))
+    if suite.reference is not None and suite.reference not in seen:
+        fail(
+            path,
+            lines,
+            ("reference",),
+            f"unknown model {suite.reference!r}; the suite's models: {', '.join(e.name for e in suite.models)}",
+        )
     namespaces: dict[str, int] = {}
     for i, test in enumerate(suite.tests):
         _check_test(suite, test, namespaces, path, lines, ("tests", i))

@@ -151,7 +151,13 @@ class Suite(Strict):
     tests: list[dict[str, Any]] = Field(min_length=1)
     regression: Regression = Regression()
     calibration: Calibration = Calibration()
+    confidence: float = Field(0.95, ge=0.5, le=0.999, description="level of every interval and paired comparison")
+    reference: str | None = Field(None, description="the model the others are compared with (default: the first)")
     _source: Path | None = PrivateAttr(None)
+
+    def reference_model(self) -> str:
+        """The model every other model is compared with: `reference:`, else the first model."""
+        return self.reference or self.models[0].name
 
     @property
     def folder(self) -> Path | None:

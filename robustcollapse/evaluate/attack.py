@@ -32,7 +32,8 @@ from robustcollapse.attacks.checks.croce2020 import diffuse_softmax
 from robustcollapse.config import MAX_EXAMPLES, TestEntry
 from robustcollapse.data import to_float
 from robustcollapse.evaluate.base import Context, TestKind, TestResult, figure_file, frozen
-from robustcollapse.evaluate.evidence import acc_key, across_key, pack, reconcile
+from robustcollapse.evaluate.evidence import acc_key, across_key, pack, reconcile, unpack
+from robustcollapse.metrics import samples
 from robustcollapse.metrics.spec import MetricSpec, declare
 from robustcollapse.registry import register
 
@@ -190,14 +191,17 @@ class Attack(TestKind):
             details: dict[str, Any] = {"n": n, "norm": params.norm, "eps": params.eps, "eot": runner.eot}
             details |= {"prefix": params.prefix, "tolerance": params.tolerance, "attacks": {}, "worst": {}}
             keys = run_attacks(params, runner, probe, n, metrics, details, ADDED_ATTACK if add else None)
+            arrays = {f"{params.prefix}/clean_acc": runner.clean_correct(n), **robust_masks(params, details, keys)}
+            evidence = {key: samples.proportion(key) for key in arrays}
             if add:
                 details["warnings"] = [added_warning(early["diffuse_softmax"], params)]
             if not params.checks:
-                return TestResult(metrics, details)
+                return TestResult(metrics, details, samples=evidence, arrays=arrays)
             checks = run_checks(probe, done=early)
             metrics.update({f"{params.prefix}/flags/{name}": float(check["flag"]) for name, check in checks.items()})
             numbers, summary = trust(checks, keys)
-            return TestResult(metrics, details, {"checks": checks, "numbers": numbers, "summary": summary, "points": m})
+            flags = {"checks": checks, "numbers": numbers, "summary": summary, "points": m}
+            return TestResult(metrics, details, flags, samples=evidence, arrays=arrays)
 
 
 def added_warning(finding: dict[str, Any], params: AttackParams) -> str:
@@ -246,6 +250,20 @@ def run_attacks(
         metrics[worst_key] = float(robust.double().mean())
         details["worst"][eps_label(eps)] = {"n": n, "attacks": attacks, "robust": pack(robust)}
     return keys
+
+
+def robust_masks(params: AttackParams, details: dict[str, Any], keys: dict[str, str | None]) -> dict[str, Any]:
+    """Each robust accuracy's per-point robust mask (key -> bool tensor), read back from the details: the
+    evidence behind its interval and behind comparisons of two models on the same points."""
+    n = details["n"]
+    masks = {}
+    for key, attack in keys.items():
+        for eps in params.eps:
+            if attack is None and key == acc_key(params.prefix, "worst", params.norm, eps):
+                masks[key] = unpack(details["worst"][eps_label(eps)]["robust"], n)
+            elif attack is not None and key == acc_key(params.prefix, attack, params.norm, eps):
+                masks[key] = unpack(details["attacks"][f"{attack}-{params.norm}-{eps_label(eps)}"]["robust"], n)
+    return masks
 
 
 def _cascade(runner: Runner, name: str, eps: float, steps: int, n: int, survivors: torch.Tensor) -> Attacked:

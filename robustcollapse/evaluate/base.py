@@ -13,15 +13,40 @@ import torch
 from robustcollapse.config import TestEntry
 from robustcollapse.data import Dataset, Split
 from robustcollapse.io import safe_child
+from robustcollapse.metrics import samples
+from robustcollapse.metrics.samples import Sample
 from robustcollapse.models import Classifier
 from robustcollapse.models.forward import Pass, forward_pass
 
 
 @dataclass
 class TestResult:
+    """What one test found on one model. `samples` maps a metric key to the per-example evidence behind it (its
+    statistic and the names of its arrays in `arrays`, the test's pool): the runner turns them into the key's
+    interval and n, and comparisons between models pair them."""
+
     metrics: dict[str, float]
     details: dict[str, Any] = field(default_factory=dict)
     flags: dict[str, Any] = field(default_factory=dict)
+    samples: dict[str, Sample] = field(default_factory=dict)
+    arrays: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def uncertainty(self, confidence: float, seed: int) -> dict[str, Any]:
+        """`intervals` and `n` of every metric with evidence, and the evidence itself (`samples`: the pool of
+        per-example arrays, encoded, and each key's statistic), so models can later be compared on the same
+        examples."""
+        used = {key: sample for key, sample in self.samples.items() if key in self.metrics}
+        if not used:
+            return {"intervals": {}, "n": {}, "samples": {}}
+        names = sorted({name for sample in used.values() for group in sample.groups for name in group})
+        return {
+            "intervals": {key: list(b) for key, b in samples.intervals(used, self.arrays, confidence, seed).items()},
+            "n": {key: samples.size(s, self.arrays) for key, s in used.items()},
+            "samples": {
+                "arrays": {name: samples.encode(self.arrays[name]) for name in names},
+                "keys": {key: s.record() for key, s in used.items()},
+            },
+        }
 
 
 @dataclass
@@ -81,6 +106,12 @@ class TestKind:
     def columns(cls, params: Any) -> list[tuple[str, str]]:
         """(metric key, header) of the table rows for these parameters; the format comes from the key's MetricSpec."""
         return []
+
+    @classmethod
+    def headline(cls, params: Any) -> list[str]:
+        """The keys of this test the verdict table prints (every comparison is in the document): by default its
+        table's rows."""
+        return [key for key, _ in cls.columns(params)]
 
     @classmethod
     def namespace(cls, params: Any) -> tuple[str, ...]:

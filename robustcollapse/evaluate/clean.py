@@ -9,7 +9,8 @@ from pydantic import Field
 
 from robustcollapse.config import TestEntry
 from robustcollapse.evaluate.base import Context, TestKind, TestResult, figure_file
-from robustcollapse.metrics.calibration import calibration_report
+from robustcollapse.metrics import samples
+from robustcollapse.metrics.calibration import calibration_report, per_example
 from robustcollapse.registry import register
 
 
@@ -72,10 +73,24 @@ class Clean(TestKind):
             "cal/mce": rep["mce"],
             "cal/cwece": rep["cwece"],
         }
+        arrays = per_example(p.logits, p.y)
+        evidence = {
+            "clean/acc": samples.proportion("hit"),
+            "clean/nll": samples.mean("nll"),
+            "clean/brier": samples.mean("brier"),
+            "clean/mean_conf": samples.mean("conf"),
+            "cal/ece": samples.ece("conf", "hit", params.bins),
+        }
         if ctx.temperature is not None:  # the same metrics of softmax(logits / T), beside the raw ones
             scaled = calibration_report(p.logits / ctx.temperature, p.y, n_bins=params.bins)
             metrics["cal/temperature"] = ctx.temperature
             metrics.update({f"clean/ts/{k}": scaled[k] for k in ("nll", "brier")})
             metrics.update({f"cal/ts/{k}": scaled[k] for k in ("ece", "aece", "mce", "cwece")})
             details["reliability_ts"] = scaled["reliability"]
-        return TestResult(metrics, details=details)
+            arrays |= {f"ts_{k}": v for k, v in per_example(p.logits / ctx.temperature, p.y).items() if k != "hit"}
+            evidence |= {
+                "clean/ts/nll": samples.mean("ts_nll"),
+                "clean/ts/brier": samples.mean("ts_brier"),
+                "cal/ts/ece": samples.ece("ts_conf", "hit", params.bins),
+            }
+        return TestResult(metrics, details=details, samples=evidence, arrays=arrays)

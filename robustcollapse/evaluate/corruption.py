@@ -22,7 +22,9 @@ from robustcollapse.data import to_float
 from robustcollapse.data.corrupted import corrupted_folder, read_corrupted
 from robustcollapse.distributed import map_chunks
 from robustcollapse.evaluate.base import Context, TestKind, TestResult, figure_file
+from robustcollapse.metrics import samples
 from robustcollapse.metrics.calibration import calibration_report
+from robustcollapse.metrics.samples import Sample
 from robustcollapse.metrics.spec import MetricSpec, declare
 from robustcollapse.models.forward import forward_batch
 from robustcollapse.progress import iterate
@@ -161,6 +163,7 @@ class Corruption(TestKind):
         clean_acc = calibration_report(clean_pass.logits[:n], clean_y, n_bins=params.bins)["acc"]
         metrics: dict[str, float] = {f"{params.prefix}/clean/acc": clean_acc}
         cells = [(c, s) for c in names for s in params.severities]
+        hits: dict[tuple[str, int], torch.Tensor] = {}
         for name, s in iterate(cells, f"{len(names)} corruptions x {len(params.severities)} severities", "cells"):
             if folder is not None:
                 split = read_corrupted(folder, name, s, n).to(ctx.test_split.x.device)
@@ -168,12 +171,37 @@ class Corruption(TestKind):
             else:
                 logits, y = _generated_logits(ctx, params, name, s, n), clean_y
             metrics.update(_cell_metrics(logits, y, f"{params.prefix}/{name}/{s}", params.bins, ctx.temperature))
+            hits[name, s] = (logits.argmax(1) == y).cpu()
             if s == params.severities[-1]:
                 levels = [metrics[f"{params.prefix}/{name}/{v}/acc"] for v in params.severities]
                 metrics[f"{params.prefix}/{name}/acc"] = _mean(levels)
         metrics.update(_group_means(metrics, params, names, clean_acc, ctx.temperature is not None))
         details.update({"n": n, "corruptions": names, "severities": params.severities})
-        return TestResult(metrics, details)
+        evidence, arrays = _evidence(params, names, (clean_pass.logits[:n].argmax(1) == clean_y).cpu(), hits)
+        return TestResult(metrics, details, samples=evidence, arrays=arrays)
+
+
+def _evidence(
+    params: CorruptionParams, names: list[str], clean: torch.Tensor, hits: dict[tuple[str, int], torch.Tensor]
+) -> tuple[dict[str, Sample], dict[str, torch.Tensor]]:
+    """The evidence behind the accuracies: each cell's correctness (a proportion), and for a corruption's and a
+    group's mean accuracy each image's fraction of cells it survives (every cell holds the same n images, so the
+    mean of that fraction is the mean of the cell accuracies; its interval is bootstrapped over images)."""
+    pre = params.prefix
+    arrays: dict[str, torch.Tensor] = {"clean": clean}
+    evidence = {f"{pre}/clean/acc": samples.proportion("clean")}
+    for (name, s), hit in hits.items():
+        arrays[f"{name}/{s}"] = hit
+        evidence[f"{pre}/{name}/{s}/acc"] = samples.proportion(f"{name}/{s}")
+    for name in names:
+        arrays[name] = torch.stack([hits[name, s] for s in params.severities]).double().mean(0)
+        evidence[f"{pre}/{name}/acc"] = samples.mean(name)
+    for group, members in (("mean", STANDARD), ("extra", EXTRA)):
+        present = [c for c in names if c in members]
+        if present:
+            arrays[f"group:{group}"] = torch.stack([arrays[c] for c in present]).mean(0)
+            evidence[f"{pre}/{group}/acc"] = samples.mean(f"group:{group}")
+    return evidence, arrays
 
 
 def _generated_logits(ctx: Context, params: CorruptionParams, name: str, severity: int, n: int) -> torch.Tensor:

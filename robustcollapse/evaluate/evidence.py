@@ -21,6 +21,8 @@ import torch
 
 from robustcollapse import registry
 from robustcollapse.attacks import chance_limit, eps_label
+from robustcollapse.metrics import samples
+from robustcollapse.metrics.intervals import wilson
 
 
 def acc_key(prefix: str, name: str, norm: str, eps: float) -> str:
@@ -77,23 +79,42 @@ def reconcile(doc: dict[str, Any], tests: dict[str, Any]) -> None:
         for (norm, label), members in groups.items():
             if len(members) < 2:
                 continue
-            _worst_across(doc, model, norm, _eps(tests[members[0][0]], label), members)
+            _worst_across(doc, model, norm, _eps(tests[members[0][0]], label), members, tests)
             for test_id, masks in members:
                 others = [(t, m) for t, m in members if t != test_id]
                 _disagreements(doc, model, test_id, tests[test_id], label, masks, others)
 
 
 def _worst_across(
-    doc: dict[str, Any], model: str, norm: str, eps: float, members: list[tuple[str, list[tuple[str, torch.Tensor]]]]
+    doc: dict[str, Any],
+    model: str,
+    norm: str,
+    eps: float,
+    members: list[tuple[str, list[tuple[str, torch.Tensor]]]],
+    tests: dict[str, Any],
 ) -> None:
     worsts = [mask for _, masks in members for name, mask in masks if name == "worst"]
     if len(worsts) < 2:
         return
     shared = min(len(mask) for mask in worsts)
     robust = torch.stack([mask[:shared] for mask in worsts]).all(0)
-    doc["metrics"][model][across_key(norm, eps)] = float(robust.double().mean())
+    key = across_key(norm, eps)
+    doc["metrics"][model][key] = float(robust.double().mean())
     record = doc["details"][model].setdefault(ACROSS, {})
     record[f"{norm}-{eps_label(eps)}"] = {"n": shared, "tests": [t for t, _ in members]}
+    confidence = float(doc["suite"].get("confidence", 0.95))
+    doc.setdefault("intervals", {}).setdefault(model, {})[key] = list(wilson(int(robust.sum()), shared, confidence))
+    doc.setdefault("n", {}).setdefault(model, {})[key] = shared
+    block = doc.setdefault("samples", {}).setdefault(model, {}).setdefault(ACROSS, {"arrays": {}, "keys": {}})
+    block["arrays"][key] = samples.encode(robust)
+    block["keys"][key] = samples.proportion(key).record()
+    # trusted when one of the tests' own worst cases at this eps is: the worst across them is at most that number
+    members_keys = [(t, acc_key(tests[t].prefix, "worst", norm, eps)) for t, _ in members]
+    numbers = [doc["flags"].get(model, {}).get(t, {}).get("numbers", {}).get(k) for t, k in members_keys]
+    if numbers and all(entry is not None and not entry["trusted"] for entry in numbers):
+        why = "; ".join(f"{t}: {entry['why']}" for (t, _), entry in zip(members_keys, numbers, strict=True))
+        trust = doc["flags"].setdefault(model, {}).setdefault(ACROSS, {"numbers": {}})
+        trust["numbers"][key] = {"trusted": False, "why": f"no test's own worst case is trusted ({why})"}
 
 
 def _disagreements(

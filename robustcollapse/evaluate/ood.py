@@ -19,7 +19,8 @@ from robustcollapse.config import MAX_EXAMPLES, TestEntry
 from robustcollapse.data import load_dataset, to_float
 from robustcollapse.errors import UserError
 from robustcollapse.evaluate.base import Context, TestKind, TestResult, figure_file
-from robustcollapse.metrics.ood import ood_report, roc_points
+from robustcollapse.metrics import samples
+from robustcollapse.metrics.ood import labels_scores, ood_report, roc_points
 from robustcollapse.models.forward import Pass
 from robustcollapse.ood import SYNTHETIC, DetectorOptions, fit_shape, is_near, make_detector
 from robustcollapse.progress import iterate
@@ -69,6 +70,21 @@ class OodParams(TestEntry):
         return names
 
 
+def _evidence(
+    pair: str,
+    id_scores: torch.Tensor,
+    ood_scores: torch.Tensor,
+    arrays: dict[str, torch.Tensor],
+    evidence: dict[str, samples.Sample],
+) -> None:
+    """The scores behind one (set, detector)'s metrics (non-finite ones mapped as `ood_report` maps them), each
+    metric a two-group sample of them: in-distribution and OOD examples are resampled apart."""
+    labels, finite = labels_scores(id_scores, ood_scores)
+    arrays[f"{pair}/id"] = torch.from_numpy(finite[labels == 0])
+    arrays[f"{pair}/ood"] = torch.from_numpy(finite[labels == 1])
+    evidence |= {f"ood/{pair}/{k}": samples.ood(k, f"{pair}/id", f"{pair}/ood") for k in samples.OOD_STATISTICS}
+
+
 def ood_images(ctx: Context, name: str, n: int) -> torch.Tensor:
     """Up to n float images of an OOD set, in the in-distribution shape, on the context's device."""
     shape = ctx.data.image_shape
@@ -107,6 +123,11 @@ class Ood(TestKind):
     @classmethod
     def columns(cls, params: OodParams) -> list[tuple[str, str]]:
         return [(f"ood/{s}/{d}/auroc", f"{s} {d}") for s in params.sets for d in params.detectors]
+
+    @classmethod
+    def headline(cls, params: OodParams) -> list[str]:
+        """AUROC and FPR@95 of the first detector on each set (every detector's are in `comparisons`)."""
+        return [f"ood/{s}/{params.detectors[0]}/{m}" for s in params.sets for m in ("auroc", "fpr95")]
 
     @classmethod
     def tables(cls, doc: dict[str, Any], test_id: str, params: OodParams, dataset: str) -> list[Table]:
@@ -155,6 +176,8 @@ class Ood(TestKind):
         near = params.near if params.near is not None else [s for s in params.sets if is_near(s, ctx.data.name)]
         groups = {"near": [s for s in params.sets if s in near], "far": [s for s in params.sets if s not in near]}
         sizes: dict[str, int] = {}
+        arrays: dict[str, torch.Tensor] = {}
+        evidence: dict[str, samples.Sample] = {}
         roc: dict[str, dict[str, dict[str, list[float]]]] = {}
         for set_name in iterate(params.sets, f"{len(params.sets)} OOD sets", "sets"):
             images = ood_images(ctx, set_name, len(id_images))  # as many as in-distribution (a --limit bounds both)
@@ -164,6 +187,7 @@ class Ood(TestKind):
                 ood_scores = det.score(ood_pass, images, model)
                 report = ood_report(id_scores[name], ood_scores)
                 metrics.update({f"ood/{set_name}/{name}/{k}": v for k, v in report.items()})
+                _evidence(f"{set_name}/{name}", id_scores[name], ood_scores, arrays, evidence)
                 roc.setdefault(set_name, {})[name] = roc_points(id_scores[name], ood_scores)
         for group, members in groups.items():
             for name in detectors:
@@ -181,7 +205,7 @@ class Ood(TestKind):
         }
         if warnings:
             details["warnings"] = warnings
-        return TestResult(metrics, details)
+        return TestResult(metrics, details, samples=evidence, arrays=arrays)
 
 
 def clamp_warnings(params: OodParams, bank: int, dim: int) -> list[str]:

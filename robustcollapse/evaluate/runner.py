@@ -42,6 +42,7 @@ from robustcollapse.models.checkpoint import sidecar_path
 from robustcollapse.models.zoo import checkpoint_path, model_view, recipe_groups, resolved_recipe
 from robustcollapse.progress import main_only, track
 from robustcollapse.report.document import new_document
+from robustcollapse.report.verdicts import compare_models
 from robustcollapse.training.recipes import obtain_model
 from robustcollapse.version import __version__
 
@@ -225,7 +226,8 @@ def run_pairs(p: Plan, pairs: list[tuple[str, str]], options: RunOptions, consol
                     console.print(f"[dim]✓ {escape(name)} / {escape(test_id)}: finished earlier, skipped[/]")
                 else:
                     with torch.autocast(options.device.type, dtype=torch.bfloat16, enabled=options.bf16):
-                        done[test_id] = run_test(ctx, name, test_id, p.tests[test_id], p.suite.seed, console)
+                        params = p.tests[test_id]
+                        done[test_id] = run_test(ctx, name, test_id, params, p.suite.seed, console, p.suite.confidence)
                     _write(p.partial, p.state)
                 record(p.doc, name, test_id, done[test_id])
                 advance(1)
@@ -321,8 +323,17 @@ def model_record(ckpt: Path | None, meta: dict[str, Any], trained: bool) -> dict
     }
 
 
-def run_test(ctx: Context, model: str, test_id: str, params: TestEntry, seed: int, console: Console) -> dict[str, Any]:
-    """One test on one model, seeded the same whatever ran before it: its metrics, details, flags and seconds."""
+def run_test(
+    ctx: Context,
+    model: str,
+    test_id: str,
+    params: TestEntry,
+    seed: int,
+    console: Console,
+    confidence: float = 0.95,
+) -> dict[str, Any]:
+    """One test on one model, seeded the same whatever ran before it: its metrics, details, flags and seconds, and
+    for every metric with per-example evidence its interval (at `confidence`), its n and the evidence itself."""
     torch.manual_seed(seed)
     start = time.perf_counter()
     kind = registry.get("test", params.kind)
@@ -340,14 +351,17 @@ def run_test(ctx: Context, model: str, test_id: str, params: TestEntry, seed: in
         "details": result.details,
         "flags": result.flags,
         "seconds": seconds,
+        **result.uncertainty(confidence, seed),
     }
 
 
 def finish(doc: dict[str, Any], tests: dict[str, TestEntry]) -> None:
     """Once every pair is recorded: each test kind's `across` (what its tests say together, e.g. the attack tests'
-    worst case on shared points and their disagreements)."""
+    worst case on shared points and their disagreements), then every model compared with the reference model on
+    the examples both were scored on (`comparisons`)."""
     for kind in dict.fromkeys(entry.kind for entry in tests.values()):
         registry.get("test", kind).across(doc, {t: e for t, e in tests.items() if e.kind == kind})
+    doc["comparisons"] = compare_models(doc)
 
 
 def record(doc: dict[str, Any], model: str, test_id: str, result: dict[str, Any]) -> None:
@@ -362,5 +376,9 @@ def record(doc: dict[str, Any], model: str, test_id: str, result: dict[str, Any]
     if result["flags"]:
         doc["flags"].setdefault(model, {})[test_id] = result["flags"]
     doc["timings"].setdefault(model, {})[test_id] = result["seconds"]
+    doc["intervals"].setdefault(model, {}).update(result.get("intervals", {}))
+    doc["n"].setdefault(model, {}).update(result.get("n", {}))
+    if result.get("samples"):
+        doc["samples"].setdefault(model, {})[test_id] = result["samples"]
     for warning in result["details"].get("warnings", []):
         doc["warnings"].append(f"{model} / {test_id}: {warning}")

@@ -114,6 +114,21 @@ def calibration_report(logits: torch.Tensor, labels: torch.Tensor, n_bins: int =
     }
 
 
+def per_example(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The per-example terms whose means (or, for ECE, whose binning) are `calibration_report`'s numbers: correct
+    (bool), confidence, NLL and Brier score of each example; the evidence behind their intervals."""
+    log_probs = F.log_softmax(logits.double(), dim=1)
+    probs = log_probs.exp()
+    conf, pred = probs.max(dim=1)
+    onehot = F.one_hot(labels.long(), logits.shape[1]).double()
+    return {
+        "hit": pred == labels.long(),
+        "conf": conf,
+        "nll": -log_probs.gather(1, labels.long()[:, None])[:, 0],
+        "brier": ((probs - onehot) ** 2).sum(dim=1),
+    }
+
+
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """Temperature scaling (Guo et al. 2017): the T > 0 minimising the NLL of softmax(logits / T) on held-out data.
 

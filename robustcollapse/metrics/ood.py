@@ -22,7 +22,7 @@ SPECS = declare(
 )
 
 
-def _labels_scores(id_scores: torch.Tensor, ood_scores: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+def labels_scores(id_scores: torch.Tensor, ood_scores: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Labels (OOD = 1) and finite scores: +inf and NaN (a detector that broke on an input) rank above every
     finite score (maximally OOD), -inf below every one (maximally in-distribution)."""
     scores = torch.cat([id_scores, ood_scores]).double().cpu().numpy()
@@ -37,14 +37,14 @@ def _labels_scores(id_scores: torch.Tensor, ood_scores: torch.Tensor) -> tuple[n
 
 def fpr_at_tpr(id_scores: torch.Tensor, ood_scores: torch.Tensor, tpr_level: float = 0.95) -> float:
     """Fraction of ID samples with score >= t, for the largest t that catches >= tpr_level of the OOD ones."""
-    labels, scores = _labels_scores(id_scores, ood_scores)
+    labels, scores = labels_scores(id_scores, ood_scores)
     fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
     return float(fpr[np.searchsorted(tpr, tpr_level, side="left")])
 
 
 def roc_points(id_scores: torch.Tensor, ood_scores: torch.Tensor, points: int = 101) -> dict[str, list[float]]:
     """The ROC curve (OOD positive) sampled at `points` evenly spaced FPRs: TPR = the best reached at that FPR."""
-    labels, scores = _labels_scores(id_scores, ood_scores)
+    labels, scores = labels_scores(id_scores, ood_scores)
     fpr, tpr, _ = roc_curve(labels, scores)
     grid = np.linspace(0, 1, points)
     best = np.maximum.accumulate(tpr)
@@ -54,7 +54,7 @@ def roc_points(id_scores: torch.Tensor, ood_scores: torch.Tensor, points: int = 
 
 def ood_report(id_scores: torch.Tensor, ood_scores: torch.Tensor) -> dict[str, float]:
     """AUROC, AUPR-In, AUPR-Out and FPR@95TPR of OOD-vs-ID scores."""
-    labels, scores = _labels_scores(id_scores, ood_scores)
+    labels, scores = labels_scores(id_scores, ood_scores)
     return {
         "auroc": float(roc_auc_score(labels, scores)),
         "aupr_in": float(average_precision_score(1 - labels, -scores)),

@@ -12,9 +12,13 @@ from typing import Any, Literal, TypedDict
 from robustcollapse.errors import UserError
 from robustcollapse.io import read_json
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE = (1, 2)  # version 1 had no intervals, n, samples or comparisons; it reads as a document without them
 # the top-level fields that are JSON objects (readers call .get on them: another type is an unreadable document)
-OBJECT_FIELDS = ("suite", "env", "models", "details", "flags", "timings", "overrides")
+OBJECT_FIELDS = (
+    *("suite", "env", "models", "intervals", "n", "samples", "comparisons"),
+    *("details", "flags", "timings", "overrides"),
+)
 
 
 class ResultDocument(TypedDict):
@@ -26,6 +30,10 @@ class ResultDocument(TypedDict):
     env: dict[str, Any]
     models: dict[str, dict[str, Any]]
     metrics: dict[str, dict[str, float | None]]
+    intervals: dict[str, dict[str, list[float | None]]]
+    n: dict[str, dict[str, int]]
+    samples: dict[str, dict[str, Any]]
+    comparisons: dict[str, Any]
     details: dict[str, dict[str, Any]]
     flags: dict[str, dict[str, Any]]
     timings: dict[str, dict[str, float]]
@@ -42,6 +50,10 @@ def new_document(suite: dict[str, Any], env: dict[str, Any]) -> ResultDocument:
         "env": env,
         "models": {},
         "metrics": {},
+        "intervals": {},
+        "n": {},
+        "samples": {},
+        "comparisons": {},
         "details": {},
         "flags": {},
         "timings": {},
@@ -64,8 +76,11 @@ def load_document(path: Path, check_schema: bool = True) -> ResultDocument:
     doc = read_json(path, "result document")
     if not isinstance(doc, dict):
         raise UserError(f"{path}: unreadable: a result document is a JSON object, this is a {type(doc).__name__}")
-    if check_schema and doc.get("schema_version") != SCHEMA_VERSION:
-        raise UserError(f"{path}: schema_version {doc.get('schema_version')!r}; this version reads {SCHEMA_VERSION}")
+    if check_schema and doc.get("schema_version") not in READABLE:
+        raise UserError(
+            f"{path}: schema_version {doc.get('schema_version')!r}; this version reads "
+            + " and ".join(map(str, READABLE))
+        )
     for field in OBJECT_FIELDS:
         if field in doc and not isinstance(doc[field], dict):
             raise UserError(f"{path}: unreadable: field {field!r} is {type(doc[field]).__name__}; allowed: an object")

@@ -25,7 +25,7 @@ from rich.table import Table
 from robustcollapse.config import Tolerances, load_tolerances
 from robustcollapse.errors import UserError
 from robustcollapse.metrics.spec import DEFAULT_TOLERANCE, spec_for
-from robustcollapse.report.document import SCHEMA_VERSION, load_document, number
+from robustcollapse.report.document import READABLE, load_document, number
 
 
 def direction(key: str) -> int:
@@ -77,8 +77,9 @@ def document_problems(base: dict[str, Any], new: dict[str, Any]) -> list[str]:
                 f"new {new.get('overrides') or {}}): not comparable"
             )
     for label, doc in (("baseline", base), ("new", new)):
-        if doc.get("schema_version") != SCHEMA_VERSION:
-            problems.append(f"{label} document has schema_version {doc.get('schema_version')!r}, not {SCHEMA_VERSION}")
+        if doc.get("schema_version") not in READABLE:
+            readable = " or ".join(map(str, READABLE))
+            problems.append(f"{label} document has schema_version {doc.get('schema_version')!r}, not {readable}")
         if doc.get("status") != "complete":
             problems.append(f"{label} document's status is {doc.get('status')!r}, not 'complete'")
     return problems

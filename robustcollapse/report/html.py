@@ -20,7 +20,7 @@ from robustcollapse.errors import UserError
 from robustcollapse.io import atomic_write_text
 from robustcollapse.metrics.spec import format_value, is_flag
 from robustcollapse.report import plots
-from robustcollapse.report.tables import test_flags, untrusted
+from robustcollapse.report.trust import test_flags, untrusted
 from robustcollapse.training.tracking import TRACKED
 
 TRAINING_COLOUR = "#8c564b"  # the training section (each test kind names its own colour)

@@ -12,6 +12,7 @@ from rich.table import Table
 from robustcollapse import registry
 from robustcollapse.config import Suite
 from robustcollapse.metrics.spec import format_value, is_flag
+from robustcollapse.report.trust import test_flags, untrusted
 
 
 def _fmt(value: Any, spec: str) -> str:
@@ -28,17 +29,6 @@ def _flag_cell(check: dict[str, Any] | None) -> str:
         return "[dim]n/a[/]"
     figure = _fmt(check.get("value"), ".3g")
     return f"[bold red]FLAG {figure}[/]" if check["flag"] else f"[green]ok[/] {figure}"
-
-
-def test_flags(doc: dict[str, Any], model: str, test_id: str) -> dict[str, Any]:
-    """The honesty-check record of one (model, test): {'checks', 'numbers', 'summary'} (empty when none ran)."""
-    return doc["flags"].get(model, {}).get(test_id, {})
-
-
-def untrusted(doc: dict[str, Any], model: str, test_id: str, key: str) -> str | None:
-    """Why a number is not trusted (the checks that fired on it), or None."""
-    entry = test_flags(doc, model, test_id).get("numbers", {}).get(key)
-    return None if entry is None or entry["trusted"] else entry["why"]
 
 
 def fired_checks(doc: dict[str, Any]) -> list[str]:
@@ -98,8 +88,16 @@ def result_tables(doc: dict[str, Any], suite: Suite) -> list[Table]:
     return tables
 
 
+def headline_keys(suite: Suite) -> set[str]:
+    """The keys the verdict table prints: each test's headline (its table's rows by default)."""
+    return {key for params in suite.test_entries() for key in registry.get("test", params.kind).headline(params)}
+
+
 def print_results(doc: dict[str, Any], suite: Suite, console: Console) -> None:
-    """Every table, then one line naming the honesty checks that fired (or saying none did)."""
+    """Every table, then one line naming the honesty checks that fired (or saying none did), then the verdicts of
+    each model against the reference (headline metrics)."""
+    from robustcollapse.report.verdicts import verdict_tables
+
     for table in result_tables(doc, suite):
         console.print(table)
     fired = fired_checks(doc)
@@ -107,3 +105,5 @@ def print_results(doc: dict[str, Any], suite: Suite, console: Console) -> None:
         console.print("[bold red]honesty checks fired[/] — numbers marked ⚠ are not trusted: " + " | ".join(fired))
     elif doc["flags"]:
         console.print("[green]honesty checks: none fired[/]")
+    for table in verdict_tables(doc, headline_keys(suite)):
+        console.print(table)

@@ -1,0 +1,300 @@
+"""The per-example evidence behind a metric: what its interval is computed from, and what two models scored on the
+same examples are compared on.
+
+A test kind gives each metric it can put an interval on a `Sample`: the name of a batched statistic and the names of
+the per-example arrays it is computed from (in the test's pool of arrays, so arrays shared by several metrics, e.g.
+the OOD scores behind AUROC, AUPR and FPR@95, are stored once). The arrays are in one or two groups: one group is
+resampled jointly (an accuracy: one correctness bit per example; ECE: confidence and correctness per example); two
+groups are resampled each on its own (an OOD metric: the in-distribution and the OOD examples, a stratified
+bootstrap). The document stores the pool compactly (bits as hex, floats as base64 float32) under `samples`.
+
+Statistics: `proportion` (a mean of 0/1 outcomes: Wilson interval, McNemar between models), `mean` (a mean of
+per-example values), `ece:B` (expected calibration error over B equal-width bins), and the two-group OOD metrics
+`auroc`, `aupr_in`, `aupr_out`, `fpr95` (conventions of `metrics.ood`: OOD positive, higher score = more OOD,
+non-finite scores already mapped to finite extremes). Every batched statistic takes arrays of shape (R, n) and
+returns (R,), and equals its one-sample counterpart at R = 1 (tests hold it to `calibration_report`, scikit-learn
+and `metrics.ood`)."""
+
+from __future__ import annotations
+
+import base64
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from robustcollapse.metrics.intervals import (
+    bootstrap_interval,
+    mcnemar_exact,
+    paired_bootstrap,
+    paired_difference_interval,
+    wilson,
+)
+
+OOD_STATISTICS = ("auroc", "aupr_in", "aupr_out", "fpr95")
+RESAMPLES = 1000  # bootstrap resamples per interval: the percentile endpoints move by ~1% of the width between seeds
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A metric's statistic and the pool arrays it is computed from, per independently resampled group."""
+
+    statistic: str
+    groups: tuple[tuple[str, ...], ...]
+
+    def record(self) -> dict[str, Any]:
+        return {"statistic": self.statistic, "groups": [list(g) for g in self.groups]}
+
+    @staticmethod
+    def read(record: dict[str, Any]) -> Sample:
+        return Sample(record["statistic"], tuple(tuple(g) for g in record["groups"]))
+
+
+def proportion(name: str) -> Sample:
+    """An accuracy-like metric: the mean of the 0/1 outcomes in pool array `name`."""
+    return Sample("proportion", ((name,),))
+
+
+def mean(name: str) -> Sample:
+    """The mean of the per-example values in pool array `name`."""
+    return Sample("mean", ((name,),))
+
+
+def ece(conf: str, hit: str, bins: int) -> Sample:
+    """Equal-width-bin ECE of per-example confidences and correctness."""
+    return Sample(f"ece:{bins}", ((conf, hit),))
+
+
+def ood(statistic: str, id_scores: str, ood_scores: str) -> Sample:
+    """An OOD detection metric of the in-distribution and OOD scores (two groups, resampled apart)."""
+    if statistic not in OOD_STATISTICS:
+        raise ValueError(f"unknown OOD statistic {statistic!r}")
+    return Sample(statistic, ((id_scores,), (ood_scores,)))
+
+
+# ----------------------------------------------------------------------------------------- batched statistics
+
+
+def _mean(values: torch.Tensor) -> torch.Tensor:
+    return values.to(torch.float64).mean(dim=-1)
+
+
+def _ece(bins: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    def statistic(conf: torch.Tensor, hit: torch.Tensor) -> torch.Tensor:
+        conf = conf.to(torch.float64)
+        index = (torch.ceil(conf * bins) - 1).clamp(0, bins - 1).long()  # bin b holds (b/B, (b+1)/B]
+        gaps = torch.zeros(conf.shape[0], bins, dtype=torch.float64, device=conf.device)
+        gaps.scatter_add_(1, index, hit.to(torch.float64) - conf)
+        return gaps.abs().sum(-1) / conf.shape[-1]
+
+    return statistic
+
+
+def _ood_all(id_scores: torch.Tensor, ood_scores: torch.Tensor) -> torch.Tensor:
+    """AUROC, AUPR-In, AUPR-Out and FPR@95 (columns in `OOD_STATISTICS` order) of each row, from one sort.
+
+    With the scores of a row sorted, ties form runs: for each example, `start` and `end` are the first and last
+    positions of its run, and cumulative counts of OOD (and ID) examples up to a position give every count a
+    threshold at the example's score needs, ties counted in full. AUROC is the Mann-Whitney form (ID below plus
+    half the tied ID, over n_id * n_ood); AUPR is the mean over the positives of the precision at their score
+    (scikit-learn's step-wise average precision); FPR@95 the fraction of ID scores >= the k-th largest OOD score,
+    k = ceil(0.95 * n_ood)."""
+    n_id, n_ood = id_scores.shape[-1], ood_scores.shape[-1]
+    n = n_id + n_ood
+    scores = torch.cat([id_scores, ood_scores], dim=-1)
+    is_ood = torch.cat([torch.zeros(n_id), torch.ones(n_ood)]).to(scores.device, torch.float64)
+    ordered, order = scores.sort(dim=-1)
+    label = is_ood.expand_as(scores).gather(-1, order)
+    index = torch.arange(n, device=scores.device).expand_as(scores)
+    first = torch.ones_like(ordered, dtype=torch.bool)
+    first[..., 1:] = ordered[..., 1:] != ordered[..., :-1]
+    last = torch.ones_like(first)
+    last[..., :-1] = first[..., 1:]
+    start = torch.where(first, index, 0).cummax(dim=-1).values
+    end = torch.where(last, index, n).flip(-1).cummin(dim=-1).values.flip(-1)
+    ood_upto = torch.cat([torch.zeros_like(label[..., :1]), label.cumsum(-1)], dim=-1)  # OOD in positions < i
+    id_upto = torch.arange(n + 1, device=scores.device, dtype=torch.float64) - ood_upto
+    id_below, ood_below = id_upto.gather(-1, start), ood_upto.gather(-1, start)
+    id_through = id_upto.gather(-1, end + 1)
+    ood_mask = label.bool()
+    auroc = torch.where(ood_mask, id_below + (id_through - id_below) / 2, 0).sum(-1) / (n_id * n_ood)
+    at_least = (n - start).to(torch.float64)
+    aupr_out = torch.where(ood_mask, (n_ood - ood_below) / at_least, 0).sum(-1) / n_ood
+    aupr_in = torch.where(~ood_mask, id_through / (end + 1), 0).sum(-1) / n_id
+    k = math.ceil(0.95 * n_ood - 1e-9)
+    catching = ood_mask & (n_ood - ood_below >= k)  # thresholds at these OOD scores catch >= k of the OOD
+    fpr = torch.where(catching, n_id - id_below, float(n_id)).min(dim=-1).values / n_id
+    return torch.stack([auroc, aupr_in, aupr_out, fpr], dim=-1)
+
+
+def statistic_of(name: str) -> Callable[..., torch.Tensor]:
+    """The batched statistic called `name`."""
+    if name in ("proportion", "mean"):
+        return _mean
+    if name.startswith("ece:"):
+        return _ece(int(name.split(":", 1)[1]))
+    if name == "ood":
+        return _ood_all
+    if name not in OOD_STATISTICS:
+        raise ValueError(f"unknown statistic {name!r}")
+    column = OOD_STATISTICS.index(name)
+    return lambda id_scores, ood_scores: _ood_all(id_scores, ood_scores)[..., column]
+
+
+# ------------------------------------------------------------------------------------------------ the pool
+
+
+def encode(array: torch.Tensor) -> dict[str, Any]:
+    """A 1-D array for the document: booleans as hex bits (8 a byte), anything else as base64 float32."""
+    values = array.detach().cpu()
+    if values.dtype == torch.bool:
+        return {"n": values.numel(), "bits": np.packbits(values.numpy()).tobytes().hex()}
+    data = values.to(torch.float32).numpy().astype("<f4").tobytes()
+    return {"n": values.numel(), "f32": base64.b64encode(data).decode("ascii")}
+
+
+def decode(record: dict[str, Any]) -> torch.Tensor:
+    """The array `encode` wrote."""
+    n = int(record["n"])
+    if "bits" in record:
+        bits = np.unpackbits(np.frombuffer(bytes.fromhex(record["bits"]), dtype=np.uint8))[:n]
+        return torch.from_numpy(bits.astype(bool))
+    return torch.from_numpy(np.frombuffer(base64.b64decode(record["f32"]), dtype="<f4")[:n].copy())
+
+
+def size(sample: Sample, pool: dict[str, torch.Tensor]) -> int:
+    """The number of examples the metric rests on (all groups together)."""
+    return sum(int(pool[group[0]].numel()) for group in sample.groups)
+
+
+def interval(sample: Sample, pool: dict[str, torch.Tensor], confidence: float, seed: int) -> tuple[float, float]:
+    """The metric's interval: Wilson for a proportion, the seeded percentile bootstrap otherwise."""
+    arrays = [[pool[name] for name in group] for group in sample.groups]
+    if sample.statistic == "proportion":
+        hits = arrays[0][0]
+        return wilson(int(hits.sum()), int(hits.numel()), confidence)
+    return bootstrap_interval(
+        statistic_of(sample.statistic), (), confidence=confidence, resamples=RESAMPLES, seed=seed, groups=arrays
+    )
+
+
+def _ood_batches(evidence: dict[str, Sample]) -> dict[tuple[tuple[str, ...], ...], list[str]]:
+    """The OOD metrics grouped by the arrays they share: one bootstrap (one sort per resample) serves all four."""
+    batches: dict[tuple[tuple[str, ...], ...], list[str]] = {}
+    for key, sample in evidence.items():
+        if sample.statistic in OOD_STATISTICS:
+            batches.setdefault(sample.groups, []).append(key)
+    return batches
+
+
+def intervals(
+    evidence: dict[str, Sample], pool: dict[str, torch.Tensor], confidence: float, seed: int
+) -> dict[str, tuple[float, float]]:
+    """`interval` of every key, the OOD metrics of one (set, detector) from one shared bootstrap (the same
+    resamples `interval` would draw for each alone, so the same bounds)."""
+    batches = _ood_batches(evidence)
+    batched = {key for keys in batches.values() for key in keys}
+    out = {key: interval(s, pool, confidence, seed) for key, s in evidence.items() if key not in batched}
+    for groups, keys in batches.items():
+        arrays = [[pool[name] for name in group] for group in groups]
+        bounds = bootstrap_interval(_ood_all, (), confidence=confidence, resamples=RESAMPLES, seed=seed, groups=arrays)
+        out |= {key: tuple(bounds[OOD_STATISTICS.index(evidence[key].statistic)]) for key in keys}
+    return {key: out[key] for key in evidence}
+
+
+@dataclass
+class Comparison:
+    """B - A on one metric, on the same examples: the difference, its interval, the p-value and how it was found."""
+
+    difference: float
+    low: float
+    high: float
+    p: float
+    method: str
+    n: int
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "difference": self.difference,
+            "interval": [self.low, self.high],
+            "p": self.p,
+            "method": self.method,
+            "n": self.n,
+        }
+
+
+def paired(
+    sample: Sample,
+    a_pool: dict[str, torch.Tensor],
+    b_sample: Sample,
+    b_pool: dict[str, torch.Tensor],
+    confidence: float,
+    seed: int,
+) -> Comparison | None:
+    """Model B against model A on one metric, paired on the examples both were scored on; None when the two were
+    not scored on the same examples (another statistic or other counts: nothing to pair)."""
+    if sample.statistic != b_sample.statistic:
+        return None
+    a_arrays = [[a_pool[name] for name in group] for group in sample.groups]
+    b_arrays = [[b_pool[name] for name in group] for group in b_sample.groups]
+    if [[t.numel() for t in g] for g in a_arrays] != [[t.numel() for t in g] for g in b_arrays]:
+        return None
+    n = size(sample, a_pool)
+    if sample.statistic == "proportion":
+        a_hits, b_hits = a_arrays[0][0], b_arrays[0][0]
+        _, _, p = mcnemar_exact(a_hits, b_hits)
+        difference, low, high = paired_difference_interval(a_hits, b_hits, confidence)
+        return Comparison(difference, low, high, p, "McNemar exact, Newcombe interval", n)
+    difference, low, high, p = paired_bootstrap(
+        statistic_of(sample.statistic),
+        (),
+        (),
+        confidence=confidence,
+        resamples=RESAMPLES,
+        seed=seed,
+        groups=(a_arrays, b_arrays),
+    )
+    return Comparison(difference, low, high, p, "paired bootstrap", n)
+
+
+def paired_all(
+    a_evidence: dict[str, Sample],
+    a_pool: dict[str, torch.Tensor],
+    b_evidence: dict[str, Sample],
+    b_pool: dict[str, torch.Tensor],
+    confidence: float,
+    seed: int,
+) -> dict[str, Comparison]:
+    """`paired` on every key both models have evidence for (and could be paired), the OOD metrics of one
+    (set, detector) from one shared paired bootstrap."""
+    common = {
+        key: sample
+        for key, sample in b_evidence.items()
+        if key in a_evidence and a_evidence[key] == sample and _same_sizes(sample, a_pool, b_pool)
+    }
+    batches = _ood_batches(common)
+    batched = {key for keys in batches.values() for key in keys}
+    out: dict[str, Comparison] = {}
+    for key, sample in b_evidence.items():
+        if key in a_evidence and key not in batched:
+            found = paired(a_evidence[key], a_pool, sample, b_pool, confidence, seed)
+            if found is not None:
+                out[key] = found
+    for groups, keys in batches.items():
+        a_arrays = [[a_pool[name] for name in group] for group in groups]
+        b_arrays = [[b_pool[name] for name in group] for group in groups]
+        found = paired_bootstrap(
+            _ood_all, (), (), confidence=confidence, resamples=RESAMPLES, seed=seed, groups=(a_arrays, b_arrays)
+        )
+        n = size(common[keys[0]], a_pool)
+        for key in keys:
+            difference, low, high, p = found[OOD_STATISTICS.index(common[key].statistic)]
+            out[key] = Comparison(difference, low, high, p, "paired bootstrap", n)
+    return {key: out[key] for key in b_evidence if key in out}
+
+
+def _same_sizes(sample: Sample, a_pool: dict[str, torch.Tensor], b_pool: dict[str, torch.Tensor]) -> bool:
+    return all(a_pool[name].numel() == b_pool[name].numel() for group in sample.groups for name in group)

@@ -1,0 +1,108 @@
+"""metrics/samples.py: each batched statistic equals its one-sample reference (the suite's own metric code and
+scikit-learn) on every resample row, the pool survives the document round trip, and the paired comparison pairs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from robustcollapse.metrics import samples
+from robustcollapse.metrics.calibration import calibration_report
+from robustcollapse.metrics.ood import fpr_at_tpr, ood_report
+
+GEN = torch.Generator().manual_seed(0)
+
+
+def rows(n: int, r: int = 5, ties: bool = False) -> torch.Tensor:
+    values = torch.randn(r, n, generator=GEN, dtype=torch.float64)
+    return values.round(decimals=1) if ties else values
+
+
+@pytest.mark.parametrize("bins", [1, 7, 15])
+def test_batched_ece_equals_the_calibration_report(bins):
+    logits = torch.randn(6, 300, 10, generator=GEN) * 3
+    labels = torch.randint(10, (6, 300), generator=GEN)
+    probs = logits.softmax(-1)
+    conf, pred = probs.max(-1)
+    got = samples.statistic_of(f"ece:{bins}")(conf, pred == labels)
+    for r in range(6):
+        expected = calibration_report(logits[r], labels[r], n_bins=bins)["ece"]
+        assert float(got[r]) == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_batched_ood_metrics_equal_scikit_learn_and_metrics_ood(ties):
+    id_s, ood_s = rows(120, ties=ties) - 0.5, rows(90, ties=ties) + 0.5
+    for name, reference in (
+        ("auroc", lambda i, o: roc_auc_score(np.r_[np.zeros(len(i)), np.ones(len(o))], np.r_[i, o])),
+        ("aupr_out", lambda i, o: average_precision_score(np.r_[np.zeros(len(i)), np.ones(len(o))], np.r_[i, o])),
+        ("aupr_in", lambda i, o: average_precision_score(np.r_[np.ones(len(i)), np.zeros(len(o))], -np.r_[i, o])),
+        ("fpr95", lambda i, o: fpr_at_tpr(torch.from_numpy(i), torch.from_numpy(o))),
+    ):
+        got = samples.statistic_of(name)(id_s, ood_s)
+        for r in range(id_s.shape[0]):
+            assert float(got[r]) == pytest.approx(reference(id_s[r].numpy(), ood_s[r].numpy()), abs=1e-12), name
+
+
+def test_the_ood_statistics_agree_with_the_ood_report_the_test_writes():
+    id_s, ood_s = rows(200, r=1)[0], rows(150, r=1)[0] + 1
+    report = ood_report(id_s, ood_s)
+    for name in ("auroc", "aupr_in", "aupr_out", "fpr95"):
+        assert float(samples.statistic_of(name)(id_s[None], ood_s[None])[0]) == pytest.approx(report[name], abs=1e-12)
+
+
+def test_the_pool_round_trips_through_the_document():
+    hits = torch.rand(1001, generator=GEN) > 0.3
+    scores = torch.randn(77, generator=GEN)
+    assert torch.equal(samples.decode(samples.encode(hits)), hits)
+    assert torch.equal(samples.decode(samples.encode(scores)), scores.to(torch.float32))
+    assert len(samples.encode(hits)["bits"]) == 2 * 126  # 1001 bits in 126 bytes
+
+
+def test_a_proportion_interval_is_wilson_on_the_recorded_n():
+    proportion = pytest.importorskip("statsmodels.stats.proportion")
+    hits = torch.zeros(250, dtype=torch.bool)
+    hits[:160] = True
+    pool = {"hit": hits}
+    expected = proportion.proportion_confint(160, 250, alpha=0.05, method="wilson")
+    assert samples.interval(samples.proportion("hit"), pool, 0.95, 0) == pytest.approx(expected, abs=1e-12)
+    assert samples.size(samples.proportion("hit"), pool) == 250
+
+
+def test_paired_comparisons_pair_and_refuse_what_is_not_paired():
+    contingency = pytest.importorskip("statsmodels.stats.contingency_tables")
+    a = torch.rand(400, generator=GEN) > 0.3
+    b = a.clone()
+    b[:30] = ~b[:30]
+    found = samples.paired(samples.proportion("x"), {"x": a}, samples.proportion("x"), {"x": b}, 0.95, 0)
+    table = [[int((a & b).sum()), int((a & ~b).sum())], [int((~a & b).sum()), int((~a & ~b).sum())]]
+    assert found.p == pytest.approx(contingency.mcnemar(table, exact=True).pvalue, abs=1e-12)
+    assert found.difference == pytest.approx(float(b.double().mean() - a.double().mean()))
+    shorter = {"x": b[:300]}
+    assert samples.paired(samples.proportion("x"), {"x": a}, samples.proportion("x"), shorter, 0.95, 0) is None
+    scores_a = {"i": torch.randn(100, generator=GEN), "o": torch.randn(80, generator=GEN) + 2}
+    scores_b = {"i": scores_a["i"], "o": scores_a["o"] - 2}
+    sample = samples.ood("auroc", "i", "o")
+    worse = samples.paired(sample, scores_a, sample, scores_b, 0.95, 0)
+    assert worse.method == "paired bootstrap" and worse.high < 0 and worse.n == 180
+
+
+def test_the_shared_ood_bootstrap_gives_each_metric_its_own_bounds():
+    """One sort per resample serves the four OOD metrics: the batched intervals and paired comparisons equal
+    those computed key by key (the same seeded resamples)."""
+    pool_a = {"i": torch.randn(150, generator=GEN), "o": torch.randn(120, generator=GEN) + 1}
+    pool_b = {"i": pool_a["i"] * 0.5, "o": pool_a["o"] + torch.randn(120, generator=GEN)}
+    evidence = {f"ood/x/{k}": samples.ood(k, "i", "o") for k in samples.OOD_STATISTICS}
+    evidence["acc"] = samples.mean("i")
+    together = samples.intervals(evidence, pool_a, 0.9, 3)
+    for key, sample in evidence.items():
+        assert together[key] == pytest.approx(samples.interval(sample, pool_a, 0.9, 3), abs=1e-12), key
+    pairs = samples.paired_all(evidence, pool_a, evidence, pool_b, 0.9, 3)
+    for key, sample in evidence.items():
+        alone = samples.paired(sample, pool_a, sample, pool_b, 0.9, 3)
+        got = pairs[key]
+        assert (got.difference, got.low, got.high, got.p) == pytest.approx(
+            (alone.difference, alone.low, alone.high, alone.p), abs=1e-12
+        ), key
