@@ -567,6 +567,25 @@ CASES: list[tuple[str, dict[str, str | bytes], list[str], str]] = [
             ),
         )
     ],
+    (
+        "reference-unknown",
+        {"s.yaml": GOOD + "reference: z\n"},
+        ["eval", "s.yaml"],
+        "s.yaml:8 reference: unknown model 'z'",
+    ),
+    ("confidence-above-1", {"s.yaml": GOOD + "confidence: 1.5\n"}, ["eval", "s.yaml"], "s.yaml:8 confidence: Input"),
+    (
+        "seeds-without-a-recipe",
+        {"s.yaml": swap("    checkpoint: m.safetensors\n", "    checkpoint: m.safetensors\n    seeds: [0, 1]\n")},
+        ["eval", "s.yaml"],
+        "models[0].seeds: replicas are trained: give the model a `train:` recipe",
+    ),
+    (
+        "seeds-repeated",
+        {"s.yaml": trained_suite().replace(RECIPE, RECIPE + "    seeds: [1, 1]\n")},
+        ["eval", "s.yaml"],
+        "models[0].seeds: distinct seeds in 0..4294967295, got [1, 1]",
+    ),
     ("weights-nan", {"s.yaml": GOOD, "@checkpoint": "nan"}, ["eval", "s.yaml"], "non-finite values (NaN or inf)"),
     ("weights-inf", {"s.yaml": GOOD, "@checkpoint": "inf"}, ["eval", "s.yaml"], "m.safetensors: tensor 'backbone."),
     ("sidecar-version-99", {"s.yaml": GOOD, "@checkpoint": "version-99"}, ["eval", "s.yaml"], "'format_version' is 99"),

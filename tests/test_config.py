@@ -131,3 +131,12 @@ def test_collapse_family_suites_validate():
     haf = next(m for m in cifar100.models if m.name == "haframe").train.head.args
     assert haf["hierarchy"] == "cifar100" and haf["gamma"] == 2.0 and haf["alpha"] == 0.4
     assert "classes" not in haf, "class names are injected by the library, never a suite argument"
+
+
+def test_the_replicas_suite_expands_each_seed_into_its_own_model():
+    suite = load_suite(ROOT / "suites" / "replicas.yaml")
+    names = [m.name for m in suite.models]
+    assert names == [f"{m}-s{s}" for m in ("baseline", "binary") for s in (0, 1, 2)]
+    assert [m.train.seed for m in suite.models] == [0, 1, 2, 0, 1, 2]
+    assert {m.replica_of for m in suite.models} == {"baseline", "binary"}
+    assert suite.reference_model() == "baseline-s0"

@@ -220,14 +220,36 @@ def compare(base: Path, new: Path, tolerances_file: Path | None) -> None:
         sys.exit(1)
 
 
+intervals_option = click.option(
+    "--intervals",
+    "style",
+    type=click.Choice(["pm", "bracket", "none"]),
+    default="pm",
+    show_default=True,
+    help="How numbers show their intervals: 0.640 ± 0.094 (pm), 0.640 [0.546, 0.734] (bracket) or not at all.",
+)
+
+
 @main.command()
 @click.argument("result", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "markdown", "latex", "csv"]),
+    default="table",
+    show_default=True,
+    help="Terminal tables, or the same tables (and verdicts) as Markdown, LaTeX (booktabs) or CSV on stdout.",
+)
+@intervals_option
 @friendly
-def show(result: Path) -> None:
-    """Re-print the terminal tables of a saved result document."""
-    from robustcollapse.report.saved import show_result
+def show(result: Path, fmt: str, style: str) -> None:
+    """Re-print the terminal tables of a saved result document (or export them for a paper)."""
+    from robustcollapse.report.saved import export_result, show_result
 
-    doc = show_result(result, console)
+    if fmt != "table":
+        sys.stdout.write(export_result(result, fmt, style))
+        return
+    doc = show_result(result, console, style)
     console.print(f"status: {doc.get('status')}; models: {', '.join(doc['models'])}", markup=False)
 
 

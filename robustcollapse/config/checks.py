@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, create_model
 
 from robustcollapse import registry
 from robustcollapse.config.loading import Loc, fail, load_yaml, validate
-from robustcollapse.config.schema import ModelEntry, Recipe, Suite, Tolerances
+from robustcollapse.config.schema import SEED_MAX, ModelEntry, Recipe, Suite, Tolerances
 
 INJECTED = ("classes",)  # factory parameters filled by the library (the data set's class names), not by the suite
 
@@ -70,7 +70,12 @@ def check_suite(data: dict[str, Any], path: Path, lines: dict[Loc, int]) -> Suit
             fail(path, lines, ("models", i, "name"), f"duplicate model name {entry.name!r}")
         seen.add(entry.name)
         _check_model(entry, path, lines, ("models", i))
-    if suite.reference is not None and suite.reference not in seen:
+    suite.models = _replicas(suite.models, path, lines)
+    names = [e.name for e in suite.models]
+    clash = next((name for name in names if names.count(name) > 1), None)
+    if clash is not None:
+        fail(path, lines, ("models",), f"a replica's name {clash!r} is also another model's; rename one")
+    if suite.reference is not None and suite.reference not in seen | {e.name for e in suite.models}:
         fail(
             path,
             lines,
@@ -82,6 +87,30 @@ def check_suite(data: dict[str, Any], path: Path, lines: dict[Loc, int]) -> Suit
         _check_test(suite, test, namespaces, path, lines, ("tests", i))
     suite._source = path
     return suite
+
+
+def _replicas(models: list[ModelEntry], path: Path, lines: dict[Loc, int]) -> list[ModelEntry]:
+    """Each entry with `seeds:` becomes one model per seed, NAME-s<seed>, its recipe's seed set to it and its
+    checkpoint (if given) suffixed -s<seed>: every replica is its own checkpoint, trained and resumed on its own,
+    and a job array shares them out like any other models."""
+    out = []
+    for i, entry in enumerate(models):
+        if not entry.seeds:
+            out.append(entry)
+            continue
+        if entry.train is None:
+            fail(path, lines, ("models", i, "seeds"), "replicas are trained: give the model a `train:` recipe")
+        if len(set(entry.seeds)) != len(entry.seeds) or not all(0 <= s <= SEED_MAX for s in entry.seeds):
+            fail(path, lines, ("models", i, "seeds"), f"distinct seeds in 0..{SEED_MAX}, got {entry.seeds}")
+        for seed in entry.seeds:
+            checkpoint = None
+            if entry.checkpoint:
+                given = Path(entry.checkpoint)
+                checkpoint = str(given.with_name(f"{given.stem}-s{seed}{given.suffix}"))
+            recipe = entry.train.model_copy(update={"seed": seed})
+            update = {"name": f"{entry.name}-s{seed}", "seeds": None, "replica_of": entry.name, "train": recipe}
+            out.append(entry.model_copy(update=update | {"checkpoint": checkpoint}))
+    return out
 
 
 def _check_model(entry: ModelEntry, path: Path, lines: dict[Loc, int], loc: Loc) -> None:

@@ -113,6 +113,13 @@ class ModelEntry(Strict):
         description="evaluate a checkpoint on a data set other than the one it was trained on (same classes and "
         "image shape still required)",
     )
+    seeds: list[int] | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        description="train and evaluate one replica per seed (models NAME-s<seed>); needs a `train:` recipe",
+    )
+    replica_of: str | None = Field(None, description="set by `seeds:` on each replica: the model it replicates")
 
     @property
     def external(self) -> bool:
@@ -156,8 +163,11 @@ class Suite(Strict):
     _source: Path | None = PrivateAttr(None)
 
     def reference_model(self) -> str:
-        """The model every other model is compared with: `reference:`, else the first model."""
-        return self.reference or self.models[0].name
+        """The model every other model is compared with: `reference:` (a replicated model: its first replica),
+        else the first model."""
+        if self.reference is None:
+            return self.models[0].name
+        return next((m.name for m in self.models if self.reference in (m.name, m.replica_of)), self.reference)
 
     @property
     def folder(self) -> Path | None:

@@ -42,6 +42,7 @@ from robustcollapse.models.checkpoint import sidecar_path
 from robustcollapse.models.zoo import checkpoint_path, model_view, recipe_groups, resolved_recipe
 from robustcollapse.progress import main_only, track
 from robustcollapse.report.document import new_document
+from robustcollapse.report.replicas import summarise
 from robustcollapse.report.verdicts import compare_models
 from robustcollapse.training.recipes import obtain_model
 from robustcollapse.version import __version__
@@ -362,6 +363,7 @@ def finish(doc: dict[str, Any], tests: dict[str, TestEntry]) -> None:
     for kind in dict.fromkeys(entry.kind for entry in tests.values()):
         registry.get("test", kind).across(doc, {t: e for t, e in tests.items() if e.kind == kind})
     doc["comparisons"] = compare_models(doc)
+    doc["replicas"] = summarise(doc)
 
 
 def record(doc: dict[str, Any], model: str, test_id: str, result: dict[str, Any]) -> None:

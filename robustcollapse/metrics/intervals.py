@@ -271,17 +271,30 @@ def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float
 
 
 def welch(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
-    """(mean(b) - mean(a), two-sided p) of Welch's unequal-variance t test, for runs of two models over
-    independent seeds; p is nan with fewer than 2 values in either group or no spread in both."""
+    """(mean(b) - mean(a), two-sided p) of Welch's unequal-variance t test (see `welch_interval`)."""
+    difference, _, _, p, _ = welch_interval(a, b)
+    return difference, p
+
+
+def welch_interval(
+    a: Sequence[float], b: Sequence[float], confidence: float = 0.95
+) -> tuple[float, float, float, float, float]:
+    """(mean(b) - mean(a), low, high, two-sided p, standard error) of Welch's unequal-variance t test, for runs of
+    two models over independent seeds: the interval is difference -/+ t_{(1+c)/2, df} se with Welch-Satterthwaite
+    df. Interval, p and se are nan with fewer than 2 values in either group, or no spread in both."""
+    _z(confidence)
     x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     difference = float(y.mean() - x.mean()) if x.size and y.size else math.nan
     if x.size < 2 or y.size < 2:
-        return difference, math.nan
+        return difference, math.nan, math.nan, math.nan, math.nan
     va, vb = x.var(ddof=1) / x.size, y.var(ddof=1) / y.size
     if va + vb == 0:
-        return difference, math.nan
+        return difference, math.nan, math.nan, math.nan, math.nan
+    se = math.sqrt(va + vb)
     df = (va + vb) ** 2 / (va**2 / (x.size - 1) + vb**2 / (y.size - 1))
-    return difference, float(2 * stats.t.sf(abs(difference) / math.sqrt(va + vb), df))
+    half = float(stats.t.ppf((1 + confidence) / 2, df)) * se
+    p = float(2 * stats.t.sf(abs(difference) / se, df))
+    return difference, difference - half, difference + half, p, se
 
 
 def verdict(

@@ -96,36 +96,51 @@ def _ece(bins: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
 def _ood_all(id_scores: torch.Tensor, ood_scores: torch.Tensor) -> torch.Tensor:
     """AUROC, AUPR-In, AUPR-Out and FPR@95 (columns in `OOD_STATISTICS` order) of each row, from one sort.
 
-    With the scores of a row sorted, ties form runs: for each example, `start` and `end` are the first and last
-    positions of its run, and cumulative counts of OOD (and ID) examples up to a position give every count a
-    threshold at the example's score needs, ties counted in full. AUROC is the Mann-Whitney form (ID below plus
-    half the tied ID, over n_id * n_ood); AUPR is the mean over the positives of the precision at their score
-    (scikit-learn's step-wise average precision); FPR@95 the fraction of ID scores >= the k-th largest OOD score,
-    k = ceil(0.95 * n_ood)."""
+    AUROC is the Mann-Whitney form (ID below plus half the tied ID, over n_id * n_ood); AUPR the mean over the
+    positives of the precision at their score (scikit-learn's step-wise average precision); FPR@95 the fraction of
+    ID scores >= the k-th largest OOD score, k = ceil(0.95 * n_ood). With the scores of a row sorted, cumulative
+    counts of OOD examples up to a position give every count a threshold needs; ties (`_tied_counts`) are counted
+    in full, as a threshold at that score counts them."""
     n_id, n_ood = id_scores.shape[-1], ood_scores.shape[-1]
     n = n_id + n_ood
-    scores = torch.cat([id_scores, ood_scores], dim=-1)
-    is_ood = torch.cat([torch.zeros(n_id), torch.ones(n_ood)]).to(scores.device, torch.float64)
-    ordered, order = scores.sort(dim=-1)
-    label = is_ood.expand_as(scores).gather(-1, order)
-    index = torch.arange(n, device=scores.device).expand_as(scores)
-    first = torch.ones_like(ordered, dtype=torch.bool)
+    ordered, order = torch.cat([id_scores, ood_scores], dim=-1).sort(dim=-1)
+    is_ood = order >= n_id  # the sorted positions that hold OOD examples
+    label = is_ood.to(torch.float64)
+    ood_before = label.cumsum(-1) - label
+    k = math.ceil(0.95 * n_ood - 1e-9)
+    if not bool((ordered[..., 1:] != ordered[..., :-1]).all()):
+        return _tied_counts(ordered, is_ood, n_id, k)
+    index = torch.arange(n, device=ordered.device, dtype=torch.float64)
+    auroc = ((label * index).sum(-1) - n_ood * (n_ood - 1) / 2) / (n_id * n_ood)  # the OOD examples' rank sum
+    aupr_out = (label * (n_ood - ood_before) / (n - index)).sum(-1) / n_ood
+    aupr_in = ((1 - label) * (index + 1 - ood_before - label) / (index + 1)).sum(-1) / n_id
+    threshold = is_ood & (n_ood - ood_before == k)  # the k-th largest OOD score: ID above it = n - j - k
+    fpr = ((n - index - k) * threshold).sum(-1) / n_id
+    return torch.stack([auroc, aupr_in, aupr_out, fpr], dim=-1)
+
+
+def _tied_counts(ordered: torch.Tensor, is_ood: torch.Tensor, n_id: int, k: int) -> torch.Tensor:
+    """`_ood_all` for rows with tied scores: for each example, `start` and `end` are the first and last positions
+    of its run of equal scores, and the counts are taken at the run's edges."""
+    n = ordered.shape[-1]
+    n_ood = n - n_id
+    index = torch.arange(n, device=ordered.device).expand_as(ordered)
+    first = torch.ones_like(is_ood)
     first[..., 1:] = ordered[..., 1:] != ordered[..., :-1]
     last = torch.ones_like(first)
     last[..., :-1] = first[..., 1:]
     start = torch.where(first, index, 0).cummax(dim=-1).values
     end = torch.where(last, index, n).flip(-1).cummin(dim=-1).values.flip(-1)
+    label = is_ood.to(torch.float64)
     ood_upto = torch.cat([torch.zeros_like(label[..., :1]), label.cumsum(-1)], dim=-1)  # OOD in positions < i
-    id_upto = torch.arange(n + 1, device=scores.device, dtype=torch.float64) - ood_upto
+    id_upto = torch.arange(n + 1, device=ordered.device, dtype=torch.float64) - ood_upto
     id_below, ood_below = id_upto.gather(-1, start), ood_upto.gather(-1, start)
     id_through = id_upto.gather(-1, end + 1)
-    ood_mask = label.bool()
-    auroc = torch.where(ood_mask, id_below + (id_through - id_below) / 2, 0).sum(-1) / (n_id * n_ood)
+    auroc = torch.where(is_ood, id_below + (id_through - id_below) / 2, 0).sum(-1) / (n_id * n_ood)
     at_least = (n - start).to(torch.float64)
-    aupr_out = torch.where(ood_mask, (n_ood - ood_below) / at_least, 0).sum(-1) / n_ood
-    aupr_in = torch.where(~ood_mask, id_through / (end + 1), 0).sum(-1) / n_id
-    k = math.ceil(0.95 * n_ood - 1e-9)
-    catching = ood_mask & (n_ood - ood_below >= k)  # thresholds at these OOD scores catch >= k of the OOD
+    aupr_out = torch.where(is_ood, (n_ood - ood_below) / at_least, 0).sum(-1) / n_ood
+    aupr_in = torch.where(~is_ood, id_through / (end + 1), 0).sum(-1) / n_id
+    catching = is_ood & (n_ood - ood_below >= k)  # thresholds at these OOD scores catch >= k of the OOD
     fpr = torch.where(catching, n_id - id_below, float(n_id)).min(dim=-1).values / n_id
     return torch.stack([auroc, aupr_in, aupr_out, fpr], dim=-1)
 

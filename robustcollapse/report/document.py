@@ -16,7 +16,7 @@ SCHEMA_VERSION = 2
 READABLE = (1, 2)  # version 1 had no intervals, n, samples or comparisons; it reads as a document without them
 # the top-level fields that are JSON objects (readers call .get on them: another type is an unreadable document)
 OBJECT_FIELDS = (
-    *("suite", "env", "models", "intervals", "n", "samples", "comparisons"),
+    *("suite", "env", "models", "intervals", "n", "samples", "comparisons", "replicas"),
     *("details", "flags", "timings", "overrides"),
 )
 
@@ -34,6 +34,7 @@ class ResultDocument(TypedDict):
     n: dict[str, dict[str, int]]
     samples: dict[str, dict[str, Any]]
     comparisons: dict[str, Any]
+    replicas: dict[str, Any]
     details: dict[str, dict[str, Any]]
     flags: dict[str, dict[str, Any]]
     timings: dict[str, dict[str, float]]
@@ -54,6 +55,7 @@ def new_document(suite: dict[str, Any], env: dict[str, Any]) -> ResultDocument:
         "n": {},
         "samples": {},
         "comparisons": {},
+        "replicas": {},
         "details": {},
         "flags": {},
         "timings": {},

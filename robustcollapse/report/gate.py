@@ -97,7 +97,18 @@ def _finite(value: Any) -> bool:
     return number(value) and math.isfinite(value)
 
 
-def _verdict(key: str, a: Any, b: Any, tol: float) -> str:
+def _inside(value: float, bounds: Any) -> bool:
+    """Whether `value` lies in the baseline's interval [low, high] (False when there is none)."""
+    if not (isinstance(bounds, list) and len(bounds) == 2 and all(_finite(b) for b in bounds)):
+        return False
+    return bounds[0] <= value <= bounds[1]
+
+
+def _verdict(key: str, a: Any, b: Any, tol: float, bounds: Any = None) -> str:
+    """The gate's verdict on one metric. A move against the metric's direction by more than its tolerance is a
+    regression, unless the new value still lies inside the baseline's interval (`bounds`): then the move is
+    within the noise the baseline's own number carries, and it is `within`. A baseline without intervals (a
+    version-1 document) is judged by the tolerance alone."""
     if _finite(a) and not _finite(b):
         return "broken"  # a number became null (NaN/inf in the run) or inf
     sign = direction(key)
@@ -105,7 +116,7 @@ def _verdict(key: str, a: Any, b: Any, tol: float) -> str:
         return "changed"
     delta = b - a
     if sign * delta < -tol:
-        return "regressed"
+        return "within" if _inside(b, bounds) else "regressed"
     return "improved" if sign * delta > 0 else "within"
 
 
@@ -133,7 +144,8 @@ def compare_documents(base: dict[str, Any], new: dict[str, Any], tolerances: dic
             elif key not in old_m:
                 rows.append(Row(model, key, None, b, tol, "new"))
             elif not _same(a, b):
-                rows.append(Row(model, key, a, b, tol, _verdict(key, a, b, tol)))
+                bounds = (base.get("intervals") or {}).get(model, {}).get(key)
+                rows.append(Row(model, key, a, b, tol, _verdict(key, a, b, tol, bounds)))
     return rows
 
 

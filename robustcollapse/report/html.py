@@ -18,12 +18,16 @@ from robustcollapse import registry
 from robustcollapse.config import Suite
 from robustcollapse.errors import UserError
 from robustcollapse.io import atomic_write_text
-from robustcollapse.metrics.spec import format_value, is_flag
+from robustcollapse.metrics.spec import is_flag
 from robustcollapse.report import plots
+from robustcollapse.report.export import rows
+from robustcollapse.report.tables import headline_keys, with_interval
 from robustcollapse.report.trust import test_flags, untrusted
+from robustcollapse.report.verdicts import verdict_tables
 from robustcollapse.training.tracking import TRACKED
 
 TRAINING_COLOUR = "#8c564b"  # the training section (each test kind names its own colour)
+OWN_COLOURS = {"training": TRAINING_COLOUR, "verdicts": "#17becf"}  # the sections that are not a test
 
 
 @dataclass
@@ -57,7 +61,8 @@ def _metric_table(doc: dict[str, Any], columns: list[tuple[str, str]], test_id: 
             cells = []
             for m in models:
                 why = untrusted(doc, m, test_id, key)
-                text = format_value(key, doc["metrics"][m].get(key), default=".4g")
+                bounds = doc.get("intervals", {}).get(m, {}).get(key)
+                text = html.escape(with_interval(key, doc["metrics"][m].get(key), bounds, "pm"))
                 cells.append(text if why is None else f"<b class=flag title='{html.escape(why)}'>{text} ⚠</b>")
         cells_html = "".join(f"<td>{c}</td>" for c in cells)
         rows.append(f"<tr><th>{html.escape(header)}</th><td class=key>{html.escape(key)}</td>{cells_html}</tr>")
@@ -92,7 +97,20 @@ def build_sections(doc: dict[str, Any], out: Path) -> list[Section]:
         section.tables.append(_metric_table(doc, kind.columns(params), test_id))
         section.figures.extend(kind.figures(doc, test_id, params, out))
         sections.append(section)
+    verdicts = verdict_tables(doc, headline_keys(suite))
+    if verdicts:
+        section = Section("verdicts", "Verdicts against the reference model (headline metrics)", "verdicts")
+        section.tables.extend(_plain_table(table) for table in verdicts)
+        sections.append(section)
     return sections
+
+
+def _plain_table(table: Any) -> str:
+    """A rich table (the verdicts) as an HTML table with its title as caption."""
+    title, header, body = rows(table)
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    lines = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body)
+    return f"<table><caption>{html.escape(title)}</caption><tr>{head}</tr>{lines}</table>"
 
 
 def _data_uri(path: Path) -> str:
@@ -125,7 +143,7 @@ def render_html(doc: dict[str, Any], sections: list[Section]) -> str:
         f"<nav>{nav}</nav>",
     ]
     for s in sections:
-        colour = TRAINING_COLOUR if s.kind == "training" else registry.get("test", s.kind).colour
+        colour = OWN_COLOURS.get(s.kind) or registry.get("test", s.kind).colour
         parts.append(f'<section id="{s.anchor}" data-kind="{s.kind}">')
         parts.append(f'<h2 style="background:{colour}">{html.escape(s.title)}</h2>')
         parts.extend(s.tables)

@@ -11,8 +11,11 @@ from robustcollapse.config import Suite
 from robustcollapse.errors import UserError
 from robustcollapse.io import check_output, safe_child
 from robustcollapse.report.document import ResultDocument, load_document
+from robustcollapse.report.export import render
 from robustcollapse.report.html import write_report
-from robustcollapse.report.tables import print_results
+from robustcollapse.report.replicas import replica_tables
+from robustcollapse.report.tables import headline_keys, print_results, result_tables
+from robustcollapse.report.verdicts import verdict_tables
 
 
 def load_result(path: Path) -> tuple[ResultDocument, Suite]:
@@ -25,11 +28,18 @@ def load_result(path: Path) -> tuple[ResultDocument, Suite]:
     return doc, suite
 
 
-def show_result(path: Path, console: Console) -> ResultDocument:
+def show_result(path: Path, console: Console, style: str = "pm") -> ResultDocument:
     """Print the tables of a saved result document on `console`, as `robustcollapse eval` printed them."""
     doc, suite = load_result(path)
-    print_results(doc, suite, console)
+    print_results(doc, suite, console, style)
     return doc
+
+
+def export_result(path: Path, fmt: str, style: str = "pm") -> str:
+    """The tables of a saved result document and its verdict tables (headline metrics) as Markdown, LaTeX or CSV."""
+    doc, suite = load_result(path)
+    keys = headline_keys(suite)
+    return render([*result_tables(doc, suite, style), *verdict_tables(doc, keys), *replica_tables(doc, keys)], fmt)
 
 
 def report_result(path: Path, out: Path | None = None) -> tuple[Path, list[Path]]:

@@ -41,13 +41,32 @@ def fired_checks(doc: dict[str, Any]) -> list[str]:
     return out
 
 
-def _number_cell(doc: dict[str, Any], model: str, test_id: str, key: str) -> str:
-    text = format_value(key, doc["metrics"][model].get(key))
+INTERVAL_STYLES = ("pm", "bracket", "none")  # 0.640 ± 0.094 | 0.640 [0.546, 0.734] | 0.640
+
+
+def with_interval(key: str, value: Any, bounds: Any, style: str) -> str:
+    """A value as its spec formats it, with its interval in `style`: `pm` prints half the interval's width (an
+    asymmetric Wilson interval is then shown symmetric: use `bracket` to see its ends)."""
+    text = format_value(key, value)
+    if style == "none" or not isinstance(bounds, list) or len(bounds) != 2 or text == "—":
+        return text
+    low, high = bounds
+    if not all(isinstance(b, (int, float)) and math.isfinite(b) for b in (low, high)):
+        return text
+    if style == "bracket":
+        return f"{text} [{format_value(key, low)}, {format_value(key, high)}]"
+    return f"{text} ± {format_value(key, (high - low) / 2)}"
+
+
+def _number_cell(doc: dict[str, Any], model: str, test_id: str, key: str, style: str) -> str:
+    bounds = doc.get("intervals", {}).get(model, {}).get(key)
+    text = with_interval(key, doc["metrics"][model].get(key), bounds, style)
     return text if untrusted(doc, model, test_id, key) is None else f"[bold yellow]{text} ⚠[/]"
 
 
-def result_tables(doc: dict[str, Any], suite: Suite) -> list[Table]:
-    """One table per test id, titled with the test kind's title and the data it ran on."""
+def result_tables(doc: dict[str, Any], suite: Suite, style: str = "pm") -> list[Table]:
+    """One table per test id, titled with the test kind's title and the data it ran on; numbers with their
+    intervals in `style` (see `with_interval`) where the document has them."""
     tables = []
     limit = doc["suite"].get("limit")
     for test_id, params in zip(suite.test_ids(), suite.test_entries(), strict=True):
@@ -82,7 +101,7 @@ def result_tables(doc: dict[str, Any], suite: Suite) -> list[Table]:
             elif all(key not in doc["metrics"][m] for m in models):
                 continue  # a metric no model has (e.g. the scaled calibration of a suite without temperature)
             else:
-                cells = [_number_cell(doc, m, test_id, key) for m in models]
+                cells = [_number_cell(doc, m, test_id, key, style) for m in models]
             table.add_row(header, key, *cells)
         tables.append(table)
     return tables
@@ -93,17 +112,18 @@ def headline_keys(suite: Suite) -> set[str]:
     return {key for params in suite.test_entries() for key in registry.get("test", params.kind).headline(params)}
 
 
-def print_results(doc: dict[str, Any], suite: Suite, console: Console) -> None:
+def print_results(doc: dict[str, Any], suite: Suite, console: Console, style: str = "pm") -> None:
     """Every table, then one line naming the honesty checks that fired (or saying none did), then the verdicts of
     each model against the reference (headline metrics)."""
+    from robustcollapse.report.replicas import replica_tables
     from robustcollapse.report.verdicts import verdict_tables
 
-    for table in result_tables(doc, suite):
+    for table in result_tables(doc, suite, style):
         console.print(table)
     fired = fired_checks(doc)
     if fired:
         console.print("[bold red]honesty checks fired[/] — numbers marked ⚠ are not trusted: " + " | ".join(fired))
     elif doc["flags"]:
         console.print("[green]honesty checks: none fired[/]")
-    for table in verdict_tables(doc, headline_keys(suite)):
+    for table in [*verdict_tables(doc, headline_keys(suite)), *replica_tables(doc, headline_keys(suite))]:
         console.print(table)

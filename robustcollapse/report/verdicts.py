@@ -28,9 +28,12 @@ def reference_of(doc: dict[str, Any]) -> str | None:
     """The suite's `reference:` model, else its first model with metrics (None for an empty document)."""
     suite = doc.get("suite", {})
     named = suite.get("reference")
-    if named in doc["metrics"]:
-        return named
-    order = [m.get("name") for m in suite.get("models", []) if isinstance(m, dict)]
+    entries = [m for m in suite.get("models", []) if isinstance(m, dict)]
+    if named is not None:  # a model, or a replicated model: its first replica
+        chosen = [m.get("name") for m in entries if named in (m.get("name"), m.get("replica_of"))]
+        if chosen and chosen[0] in doc["metrics"]:
+            return chosen[0]
+    order = [m.get("name") for m in entries]
     return next((m for m in [*order, *doc["metrics"]] if m in doc["metrics"]), None)
 
 
