@@ -23,6 +23,7 @@ import torch
 from rich.console import Console
 
 from robustcollapse.evaluate import api, base, runner
+from robustcollapse.metrics import samples
 from robustcollapse.report import verdicts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +58,7 @@ def main() -> None:
         os.chdir(work)  # the suite's checkpoints (results/models/...) are relative to the working directory
         if not args.checkpoints:  # a first, untimed run trains the models
             api.evaluate_file(args.suite, "warm.json", device=args.device, show=False, console=quiet)
+        samples._DISTRIBUTIONS.clear()  # nothing drawn by the untimed run may be reused by the timed one
         base.TestResult.uncertainty = timed("intervals", base.TestResult.uncertainty)
         runner.compare_models = timed("comparisons", verdicts.compare_models)
         start = time.perf_counter()

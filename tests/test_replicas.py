@@ -101,3 +101,33 @@ def test_replicated_models_are_compared_with_welch_over_seeds(runs):
 def test_a_job_array_over_the_replicas_merges_to_the_same_document(runs):
     _, whole, _, merged = runs
     assert differences(whole, merged) == []
+
+
+def test_tolerances_auto_come_from_the_seed_spread(runs, tmp_path, monkeypatch):
+    """`compare --tolerances auto`: per metric t_{0.975, n-1} * sqrt(2) * sd over seeds; a drop larger than the
+    default tolerance and outside the baseline's interval, but within what seeds alone move, regresses with the
+    default and passes with auto. A baseline without replicas is exit 2."""
+    from robustcollapse.report.replicas import seed_tolerances
+
+    _, doc, _, _ = runs
+    sds = [doc["replicas"]["models"][m]["metrics"]["clean/acc"]["sd"] for m in ("narrow", "wide")]
+    auto = seed_tolerances(doc)["clean/acc"]
+    assert auto == pytest.approx(stats.t.ppf(0.975, 2) * np.sqrt(2) * max(sds), abs=1e-12)
+    low, high = doc["intervals"]["wide-s0"]["clean/acc"]
+    value = doc["metrics"]["wide-s0"]["clean/acc"]
+    floor = max(0.02, value - low)  # beyond the default tolerance and below the baseline's interval
+    assert floor < auto, (floor, auto)
+    worse = json.loads(json.dumps(doc))
+    worse["metrics"]["wide-s0"]["clean/acc"] = value - (floor + auto) / 2
+    monkeypatch.chdir(tmp_path)
+    Path("base.json").write_text(json.dumps(doc))
+    Path("new.json").write_text(json.dumps(worse))
+    default = CliRunner().invoke(main, ["compare", "base.json", "new.json"], env={"COLUMNS": "200"})
+    assert default.exit_code == 1 and "regressed: wide-s0:clean/acc" in default.stderr
+    tolerant = CliRunner().invoke(main, ["compare", "base.json", "new.json", "--tolerances", "auto"])
+    assert tolerant.exit_code == 0, tolerant.output
+    plain = json.loads(json.dumps(doc))
+    plain["replicas"] = {}
+    Path("plain.json").write_text(json.dumps(plain))
+    refused = CliRunner().invoke(main, ["compare", "plain.json", "new.json", "--tolerances", "auto"])
+    assert refused.exit_code == 2 and "has no replicated models" in refused.stderr

@@ -155,3 +155,26 @@ def test_show_exports_markdown_latex_and_csv_with_the_documents_values(smoke):
     assert acc[0].startswith("clean: ") and acc[4] == cell
     verdict_rows = [row for row in table if row[0].startswith("verdicts: binary against baseline")]
     assert any(row[2] == "cal/ece" and row[-1] == "worse" for row in verdict_rows)
+
+
+def test_the_figures_carry_the_intervals(smoke, tmp_path, monkeypatch):
+    """The ε curves get each point's interval as a band, the corruption heat map the n of its cells."""
+    from robustcollapse import registry
+    from robustcollapse.config import load_suite
+    from robustcollapse.evaluate.evidence import acc_key
+    from robustcollapse.report import plots
+
+    work, doc, _ = smoke
+    suite = load_suite(work / "suites" / "smoke.yaml")
+    params = dict(zip(suite.test_ids(), suite.test_entries(), strict=True))
+    seen: dict = {}
+    monkeypatch.setattr(plots, "eps_curves", lambda curves, norm, path: seen.setdefault("eps", curves) and path)
+    monkeypatch.setattr(plots, "corruption_heatmap", lambda grids, path, n=None: seen.setdefault("n", n) and path)
+    registry.get("test", "attack").figures(doc, "attack", params["attack"], tmp_path)
+    registry.get("test", "corruption").figures(doc, "corruption", params["corruption"], tmp_path)
+    for attack, per_model in seen["eps"].items():
+        for model, points in per_model.items():
+            for eps, value, low, high in points:
+                key = acc_key(params["attack"].prefix, attack, params["attack"].norm, eps)
+                assert doc["metrics"][model][key] == value and [low, high] == doc["intervals"][model][key]
+    assert seen["n"] == doc["details"]["baseline"]["corruption"]["n"] == 200

@@ -204,7 +204,8 @@ def inspect(suite_file: Path, model: str | None, device: str, data_root: Path | 
     "tolerances_file",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="YAML of glob pattern -> absolute tolerance (overrides the suite's regression.tolerances).",
+    help="YAML of glob pattern -> absolute tolerance (overrides the suite's regression.tolerances), or `auto`: "
+    "from the seed spread of BASE's replicated models.",
 )
 @friendly
 def compare(base: Path, new: Path, tolerances_file: Path | None) -> None:

@@ -141,12 +141,13 @@ class Attack(TestKind):
     def figures(cls, doc: dict[str, Any], test_id: str, params: AttackParams, out: Path) -> list[tuple[str, Path]]:
         from robustcollapse.report import plots  # matplotlib, imported only when a page is made
 
-        curves: dict[str, dict[str, list[tuple[float, float]]]] = {}
+        curves: dict[str, dict[str, list[tuple[float, ...]]]] = {}
         names = [*params.attacks, "worst"] if len(params.attacks) > 1 else list(params.attacks)
         for attack in names:
             for m, metrics in doc["metrics"].items():
                 keys = [(e, acc_key(params.prefix, attack, params.norm, e)) for e in params.eps]
-                points = [(e, metrics[k]) for e, k in keys if metrics.get(k) is not None]
+                bounds = doc.get("intervals", {}).get(m, {})
+                points = [(e, metrics[k], *bounds.get(k, ())) for e, k in keys if metrics.get(k) is not None]
                 if points:
                     curves.setdefault(attack, {})[m] = points
         if not curves:

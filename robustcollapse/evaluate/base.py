@@ -34,18 +34,18 @@ class TestResult:
     def uncertainty(self, confidence: float, seed: int) -> dict[str, Any]:
         """`intervals` and `n` of every metric with evidence, and the evidence itself (`samples`: the pool of
         per-example arrays, encoded, and each key's statistic), so models can later be compared on the same
-        examples."""
+        examples. The intervals are computed from the arrays as stored (float32), so anyone can recompute them
+        from the document."""
         used = {key: sample for key, sample in self.samples.items() if key in self.metrics}
         if not used:
             return {"intervals": {}, "n": {}, "samples": {}}
         names = sorted({name for sample in used.values() for group in sample.groups for name in group})
+        encoded = {name: samples.encode(self.arrays[name]) for name in names}
+        pool = {name: samples.decode(record) for name, record in encoded.items()}  # as the document stores them
         return {
-            "intervals": {key: list(b) for key, b in samples.intervals(used, self.arrays, confidence, seed).items()},
-            "n": {key: samples.size(s, self.arrays) for key, s in used.items()},
-            "samples": {
-                "arrays": {name: samples.encode(self.arrays[name]) for name in names},
-                "keys": {key: s.record() for key, s in used.items()},
-            },
+            "intervals": {key: list(b) for key, b in samples.intervals(used, pool, confidence, seed).items()},
+            "n": {key: samples.size(s, pool) for key, s in used.items()},
+            "samples": {"arrays": encoded, "keys": {key: s.record() for key, s in used.items()}},
         }
 
 

@@ -96,7 +96,9 @@ class Corruption(TestKind):
             )
             for m, metrics in doc["metrics"].items()
         }
-        path = plots.corruption_heatmap(grids, figure_file(out, test_id, "heat"))
+        sizes = {d[test_id].get("n") for d in doc["details"].values() if isinstance(d.get(test_id), dict)}
+        n = sizes.pop() if len(sizes) == 1 else None
+        path = plots.corruption_heatmap(grids, figure_file(out, test_id, "heat"), n)
         return [("Accuracy per corruption and severity", path)]
 
     @classmethod

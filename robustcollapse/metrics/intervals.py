@@ -64,7 +64,7 @@ def _as_tensors(arrays: Sequence[ArrayLike]) -> tuple[list[torch.Tensor], int]:
     return tensors, lengths.pop()
 
 
-def _bootstrap_distribution(
+def bootstrap_distribution(
     statistic: Statistic, groups: Sequence[Sequence[ArrayLike]], resamples: int, seed: int
 ) -> torch.Tensor | None:
     """The statistic on `resamples` resamples of the examples, as a float64 (resamples,) tensor; None when a group
@@ -121,11 +121,11 @@ def bootstrap_interval(
     leading batch dimension, shape (resamples, n), and must return a (resamples,) tensor (e.g. `batched_mean`); it
     is called once. The interval is the (1-c)/2 and (1+c)/2 quantiles of the resampled statistic, by torch.quantile
     with linear interpolation. (nan, nan) when n == 0. With `groups` instead (arrays=()), each group is resampled
-    on its own (stratified; see `_bootstrap_distribution`) and `statistic` gets every group's arrays in order. A
+    on its own (stratified; see `bootstrap_distribution`) and `statistic` gets every group's arrays in order. A
     statistic returning (resamples, k) (k metrics from one resample, e.g. four OOD metrics from one sort) gives a
     list of k intervals."""
     _z(confidence)
-    distribution = _bootstrap_distribution(statistic, groups or [arrays], resamples, seed)
+    distribution = bootstrap_distribution(statistic, groups or [arrays], resamples, seed)
     if distribution is None:
         return math.nan, math.nan
     if distribution.dim() == 1:
@@ -170,16 +170,17 @@ def paired_bootstrap(
         a_part, b_part = split(batched)
         return statistic(*b_part) - statistic(*a_part)
 
-    distribution = _bootstrap_distribution(difference, joint, resamples, seed)
+    distribution = bootstrap_distribution(difference, joint, resamples, seed)
     if distribution is None:
         return math.nan, math.nan, math.nan, math.nan
     point = difference(*(torch.as_tensor(x)[None] for group in joint for x in group))[0]
     if distribution.dim() == 1:
-        return _paired_summary(float(point), distribution, confidence)
-    return [_paired_summary(float(point[j]), distribution[:, j], confidence) for j in range(distribution.shape[1])]
+        return paired_summary(float(point), distribution, confidence)
+    return [paired_summary(float(point[j]), distribution[:, j], confidence) for j in range(distribution.shape[1])]
 
 
-def _paired_summary(point: float, distribution: torch.Tensor, confidence: float) -> tuple[float, float, float, float]:
+def paired_summary(point: float, distribution: torch.Tensor, confidence: float) -> tuple[float, float, float, float]:
+    """(difference, low, high, p) of a paired bootstrap from the resampled differences (see `paired_bootstrap`)."""
     low, high = _percentile_interval(distribution, confidence)
     below, above = float((distribution <= 0).double().mean()), float((distribution >= 0).double().mean())
     return point, low, high, min(1.0, 2 * min(below, above))

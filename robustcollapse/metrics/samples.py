@@ -18,7 +18,9 @@ and `metrics.ood`)."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import math
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,10 +29,10 @@ import numpy as np
 import torch
 
 from robustcollapse.metrics.intervals import (
-    bootstrap_interval,
+    bootstrap_distribution,
     mcnemar_exact,
-    paired_bootstrap,
     paired_difference_interval,
+    paired_summary,
     wilson,
 )
 
@@ -185,15 +187,52 @@ def size(sample: Sample, pool: dict[str, torch.Tensor]) -> int:
     return sum(int(pool[group[0]].numel()) for group in sample.groups)
 
 
+# Bootstrap distributions by (statistic, seed, resamples, the arrays' bytes): a model's distribution, drawn for its
+# interval, is reused when it is compared with another model in the same process. The paired bootstrap of B - A
+# draws exactly the same resamples as each model's own (one seeded generator, the same group sizes), so its
+# distribution is B's minus A's: comparisons cost no new resampling. Bounded, oldest dropped first.
+_DISTRIBUTIONS: OrderedDict[tuple[Any, ...], torch.Tensor] = OrderedDict()
+_CACHED = 4096
+
+
+def _fingerprint(array: torch.Tensor) -> tuple[Any, ...]:
+    data = array.detach().cpu().contiguous()
+    return str(data.dtype), tuple(data.shape), hashlib.blake2b(data.numpy().tobytes(), digest_size=16).digest()
+
+
+def _distribution(statistic: str, arrays: list[list[torch.Tensor]], seed: int) -> torch.Tensor | None:
+    """The bootstrap distribution of `statistic` over `arrays` (its groups), from the cache when drawn before."""
+    key = (statistic, seed, RESAMPLES, tuple(_fingerprint(t) for group in arrays for t in group))
+    if key in _DISTRIBUTIONS:
+        _DISTRIBUTIONS.move_to_end(key)
+        return _DISTRIBUTIONS[key]
+    found = bootstrap_distribution(statistic_of(statistic), arrays, RESAMPLES, seed)
+    if found is not None:
+        _DISTRIBUTIONS[key] = found
+        while len(_DISTRIBUTIONS) > _CACHED:
+            _DISTRIBUTIONS.popitem(last=False)
+    return found
+
+
+def _arrays(sample: Sample, pool: dict[str, torch.Tensor]) -> list[list[torch.Tensor]]:
+    return [[pool[name] for name in group] for group in sample.groups]
+
+
+def _bounds(distribution: torch.Tensor | None, confidence: float, columns: int | None = None) -> Any:
+    if distribution is None:
+        return (math.nan, math.nan) if columns is None else [(math.nan, math.nan)] * columns
+    levels = torch.tensor([(1 - confidence) / 2, (1 + confidence) / 2], dtype=torch.float64)
+    found = torch.quantile(distribution, levels, dim=0, interpolation="linear")
+    return tuple(found.tolist()) if columns is None else [tuple(b) for b in found.T.tolist()]
+
+
 def interval(sample: Sample, pool: dict[str, torch.Tensor], confidence: float, seed: int) -> tuple[float, float]:
-    """The metric's interval: Wilson for a proportion, the seeded percentile bootstrap otherwise."""
-    arrays = [[pool[name] for name in group] for group in sample.groups]
+    """The metric's interval: Wilson for a proportion, the seeded percentile bootstrap otherwise (the same bounds
+    as `intervals.bootstrap_interval` with RESAMPLES resamples)."""
     if sample.statistic == "proportion":
-        hits = arrays[0][0]
+        hits = pool[sample.groups[0][0]]
         return wilson(int(hits.sum()), int(hits.numel()), confidence)
-    return bootstrap_interval(
-        statistic_of(sample.statistic), (), confidence=confidence, resamples=RESAMPLES, seed=seed, groups=arrays
-    )
+    return _bounds(_distribution(sample.statistic, _arrays(sample, pool), seed), confidence)
 
 
 def _ood_batches(evidence: dict[str, Sample]) -> dict[tuple[tuple[str, ...], ...], list[str]]:
@@ -213,10 +252,10 @@ def intervals(
     batches = _ood_batches(evidence)
     batched = {key for keys in batches.values() for key in keys}
     out = {key: interval(s, pool, confidence, seed) for key, s in evidence.items() if key not in batched}
-    for groups, keys in batches.items():
-        arrays = [[pool[name] for name in group] for group in groups]
-        bounds = bootstrap_interval(_ood_all, (), confidence=confidence, resamples=RESAMPLES, seed=seed, groups=arrays)
-        out |= {key: tuple(bounds[OOD_STATISTICS.index(evidence[key].statistic)]) for key in keys}
+    for keys in batches.values():
+        arrays = _arrays(evidence[keys[0]], pool)
+        bounds = _bounds(_distribution("ood", arrays, seed), confidence, len(OOD_STATISTICS))
+        out |= {key: bounds[OOD_STATISTICS.index(evidence[key].statistic)] for key in keys}
     return {key: out[key] for key in evidence}
 
 
@@ -241,6 +280,19 @@ class Comparison:
         }
 
 
+def _paired_distributions(
+    statistic: str, a: list[list[torch.Tensor]], b: list[list[torch.Tensor]], seed: int
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The point difference statistic(B) - statistic(A) and the paired bootstrap distribution of it (B's
+    distribution minus A's: the same resamples)."""
+    a_dist, b_dist = _distribution(statistic, a, seed), _distribution(statistic, b, seed)
+    if a_dist is None or b_dist is None:
+        return None
+    function = statistic_of(statistic)
+    point = function(*(t[None] for g in b for t in g))[0] - function(*(t[None] for g in a for t in g))[0]
+    return point.to(torch.float64), b_dist - a_dist
+
+
 def paired(
     sample: Sample,
     a_pool: dict[str, torch.Tensor],
@@ -250,29 +302,20 @@ def paired(
     seed: int,
 ) -> Comparison | None:
     """Model B against model A on one metric, paired on the examples both were scored on; None when the two were
-    not scored on the same examples (another statistic or other counts: nothing to pair)."""
-    if sample.statistic != b_sample.statistic:
-        return None
-    a_arrays = [[a_pool[name] for name in group] for group in sample.groups]
-    b_arrays = [[b_pool[name] for name in group] for group in b_sample.groups]
-    if [[t.numel() for t in g] for g in a_arrays] != [[t.numel() for t in g] for g in b_arrays]:
+    not scored on the same examples (another statistic or other counts: nothing to pair). Proportions: exact
+    McNemar and Newcombe's interval; others: the paired bootstrap (`intervals.paired_bootstrap`'s numbers)."""
+    if sample != b_sample or not _same_sizes(sample, a_pool, b_pool):
         return None
     n = size(sample, a_pool)
     if sample.statistic == "proportion":
-        a_hits, b_hits = a_arrays[0][0], b_arrays[0][0]
+        a_hits, b_hits = a_pool[sample.groups[0][0]], b_pool[sample.groups[0][0]]
         _, _, p = mcnemar_exact(a_hits, b_hits)
         difference, low, high = paired_difference_interval(a_hits, b_hits, confidence)
         return Comparison(difference, low, high, p, "McNemar exact, Newcombe interval", n)
-    difference, low, high, p = paired_bootstrap(
-        statistic_of(sample.statistic),
-        (),
-        (),
-        confidence=confidence,
-        resamples=RESAMPLES,
-        seed=seed,
-        groups=(a_arrays, b_arrays),
-    )
-    return Comparison(difference, low, high, p, "paired bootstrap", n)
+    found = _paired_distributions(sample.statistic, _arrays(sample, a_pool), _arrays(sample, b_pool), seed)
+    if found is None:
+        return Comparison(math.nan, math.nan, math.nan, math.nan, "paired bootstrap", n)
+    return Comparison(*paired_summary(float(found[0]), found[1], confidence), "paired bootstrap", n)
 
 
 def paired_all(
@@ -288,26 +331,23 @@ def paired_all(
     common = {
         key: sample
         for key, sample in b_evidence.items()
-        if key in a_evidence and a_evidence[key] == sample and _same_sizes(sample, a_pool, b_pool)
+        if a_evidence.get(key) == sample and _same_sizes(sample, a_pool, b_pool)
     }
     batches = _ood_batches(common)
     batched = {key for keys in batches.values() for key in keys}
     out: dict[str, Comparison] = {}
-    for key, sample in b_evidence.items():
-        if key in a_evidence and key not in batched:
+    for key, sample in common.items():
+        if key not in batched:
             found = paired(a_evidence[key], a_pool, sample, b_pool, confidence, seed)
             if found is not None:
                 out[key] = found
-    for groups, keys in batches.items():
-        a_arrays = [[a_pool[name] for name in group] for group in groups]
-        b_arrays = [[b_pool[name] for name in group] for group in groups]
-        found = paired_bootstrap(
-            _ood_all, (), (), confidence=confidence, resamples=RESAMPLES, seed=seed, groups=(a_arrays, b_arrays)
-        )
-        n = size(common[keys[0]], a_pool)
+    for keys in batches.values():
+        sample = common[keys[0]]
+        found = _paired_distributions("ood", _arrays(sample, a_pool), _arrays(sample, b_pool), seed)
         for key in keys:
-            difference, low, high, p = found[OOD_STATISTICS.index(common[key].statistic)]
-            out[key] = Comparison(difference, low, high, p, "paired bootstrap", n)
+            j = OOD_STATISTICS.index(common[key].statistic)
+            summary = paired_summary(float(found[0][j]), found[1][:, j], confidence) if found else (math.nan,) * 4
+            out[key] = Comparison(*summary, "paired bootstrap", size(sample, a_pool))
     return {key: out[key] for key in b_evidence if key in out}
 
 

@@ -26,6 +26,7 @@ from robustcollapse.config import Tolerances, load_tolerances
 from robustcollapse.errors import UserError
 from robustcollapse.metrics.spec import DEFAULT_TOLERANCE, spec_for
 from robustcollapse.report.document import READABLE, load_document, number
+from robustcollapse.report.replicas import seed_tolerances
 
 
 def direction(key: str) -> int:
@@ -168,12 +169,23 @@ def effective_tolerances(new: dict[str, Any], override: dict[str, float] | None)
         raise UserError(f"suite.regression.tolerances.{where}: {err['msg']}; allowed: a finite number >= 0") from None
 
 
+AUTO = "auto"  # `--tolerances auto`: tolerances from the baseline's seed spread (a file named auto: ./auto)
+
+
 def gate(base: Path, new: Path, tolerances_file: Path | None, console: Console) -> list[str]:
     """`robustcollapse compare`: print every row that moved and the verdict counts; return the reasons the gate
     fails (one line per kind of failure, naming the first few keys), empty when it passes. Unreadable input and a
     crash of the comparison are UserErrors (exit 2), never a regression."""
     old_doc, new_doc = load_document(base, check_schema=False), load_document(new, check_schema=False)
-    override = load_tolerances(tolerances_file) if tolerances_file else None
+    if tolerances_file is not None and str(tolerances_file) == AUTO:
+        override = seed_tolerances(old_doc)
+        if not override:
+            raise UserError(
+                f"--tolerances auto: {base} has no replicated models (`seeds:` in its suite) to take the seed "
+                "spread from; give a tolerances YAML instead"
+            )
+    else:
+        override = load_tolerances(tolerances_file) if tolerances_file else None
     try:
         chosen = effective_tolerances(new_doc, override)
     except UserError as exc:

@@ -17,6 +17,7 @@ from robustcollapse.data import load_dataset  # noqa: E402
 from robustcollapse.data.arrays import read_image  # noqa: E402
 from robustcollapse.errors import UserError  # noqa: E402
 from robustcollapse.io import atomic_write_bytes, check_output, safe_child  # noqa: E402
+from robustcollapse.metrics.intervals import wilson  # noqa: E402
 from robustcollapse.metrics.spec import spec_for  # noqa: E402
 
 
@@ -111,7 +112,8 @@ def _save(fig: plt.Figure, path: Path) -> Path:
 
 
 def reliability_diagram(bins_by_model: dict[str, list[dict]], path: Path) -> Path:
-    """Per model: accuracy vs confidence per bin (bars, width = bin), the diagonal, and the sample share."""
+    """Per model: accuracy vs confidence per bin (bars, width = bin) with each bin's 95% Wilson interval and its
+    count, the diagonal, and the sample share."""
     models = list(bins_by_model)
     fig, axes = plt.subplots(1, len(models), figsize=(3.6 * len(models), 3.6), squeeze=False)
     for ax, model in zip(axes[0], models, strict=True):
@@ -123,29 +125,46 @@ def reliability_diagram(bins_by_model: dict[str, list[dict]], path: Path) -> Pat
                color=COLOURS[0], alpha=0.8, label="accuracy")  # fmt: skip
         ax.bar(lo, [b["count"] / total for b in bins], width=width, align="edge", color="grey", alpha=0.35,
                label="share of samples")  # fmt: skip
+        filled = [b for b in bins if b["count"]]
+        bounds = [wilson(round(b["acc"] * b["count"]), b["count"]) for b in filled]
+        centres = [(b["lo"] + b["hi"]) / 2 for b in filled]
+        errors = [[b["acc"] - low for b, (low, _) in zip(filled, bounds, strict=True)],
+                  [high - b["acc"] for b, (_, high) in zip(filled, bounds, strict=True)]]  # fmt: skip
+        ax.errorbar(centres, [b["acc"] for b in filled], yerr=errors, fmt="none", ecolor="black", elinewidth=0.8,
+                    capsize=2, label="95% interval")  # fmt: skip
+        for x, b in zip(centres, filled, strict=True):
+            ax.text(x, min(b["acc"] + 0.03, 0.97), str(b["count"]), ha="center", fontsize=5, rotation=90)
         ax.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
         ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy", title=model)
         ax.legend(fontsize=7, loc="upper left")
     return _save(fig, path)
 
 
-def eps_curves(curves: dict[str, dict[str, list[tuple[float, float]]]], norm: str, path: Path) -> Path:
-    """One panel per attack (and the worst case): robust accuracy against ε, one line per model."""
+def eps_curves(curves: dict[str, dict[str, list[tuple[float, ...]]]], norm: str, path: Path) -> Path:
+    """One panel per attack (and the worst case): robust accuracy against ε, one line per model, and a band for
+    each point's interval where the points carry one ((eps, value, low, high))."""
     attacks = list(curves)
     fig, axes = plt.subplots(1, len(attacks), figsize=(3.4 * len(attacks), 3.3), squeeze=False, sharey=True)
     for ax, attack in zip(axes[0], attacks, strict=True):
         for i, (model, points) in enumerate(curves[attack].items()):
-            xs, ys = zip(*sorted(points), strict=True)
-            ax.plot(xs, ys, "o-", color=COLOURS[i % len(COLOURS)], label=model)
+            ordered = sorted(points)
+            colour = COLOURS[i % len(COLOURS)]
+            ax.plot([p[0] for p in ordered], [p[1] for p in ordered], "o-", color=colour, label=model)
+            if all(len(p) == 4 for p in ordered):
+                ax.fill_between([p[0] for p in ordered], [p[2] for p in ordered], [p[3] for p in ordered],
+                                color=colour, alpha=0.2, linewidth=0)  # fmt: skip
         ax.set(xlabel=f"ε ({norm})", title=attack, ylim=(-0.02, 1.02))
         ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("robust accuracy")
+    axes[0, 0].set_ylabel("robust accuracy (band: 95% interval)")
     axes[0, -1].legend(fontsize=8)
     return _save(fig, path)
 
 
-def corruption_heatmap(grids: dict[str, tuple[list[str], list[int], list[list[float]]]], path: Path) -> Path:
-    """Per model: accuracy as a corruption x severity heat map, values written in the cells."""
+def corruption_heatmap(
+    grids: dict[str, tuple[list[str], list[int], list[list[float]]]], path: Path, n: int | None = None
+) -> Path:
+    """Per model: accuracy as a corruption x severity heat map, values written in the cells, and the number of
+    images each cell rests on in the title."""
     models = list(grids)
     rows = len(next(iter(grids.values()))[0])
     fig, axes = plt.subplots(1, len(models), figsize=(3.2 * len(models) + 1.5, 0.32 * rows + 1.4), squeeze=False)
@@ -157,7 +176,7 @@ def corruption_heatmap(grids: dict[str, tuple[list[str], list[int], list[list[fl
                 ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v < 0.6 else "black")
         ax.set_xticks(range(len(severities)), [str(s) for s in severities])
         ax.set_yticks(range(len(names)), names, fontsize=8)
-        ax.set(xlabel="severity", title=model)
+        ax.set(xlabel="severity", title=model if n is None else f"{model} (n = {n} per cell)")
     fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="accuracy")
     return write_png(fig, path, dpi=100, bbox_inches="tight")
 

@@ -88,6 +88,21 @@ def _compare(doc: dict[str, Any], ref: dict[str, Any], other: dict[str, Any], co
     return found
 
 
+def seed_tolerances(doc: dict[str, Any]) -> dict[str, float]:
+    """`compare --tolerances auto`: per metric, the move two single runs of one replicated model make by seed
+    alone at the document's confidence, t_{(1+c)/2, n-1} * sqrt(2) * sd over seeds (the largest over replicated
+    models); empty when the document has no replicas."""
+    replicas = doc.get("replicas") or {}
+    confidence = float(replicas.get("confidence", 0.95))
+    out: dict[str, float] = {}
+    for info in replicas.get("models", {}).values():
+        quantile = float(stats.t.ppf((1 + confidence) / 2, len(info["members"]) - 1))
+        for key, row in info["metrics"].items():
+            if _finite(row.get("sd")):
+                out[key] = max(out.get(key, 0.0), quantile * math.sqrt(2) * row["sd"])
+    return out
+
+
 def replica_tables(doc: dict[str, Any], keys: set[str] | None = None) -> list[Table]:
     """Per replicated model: each seed's value, mean ± sd and the t interval (the metrics in `keys`, or all); per
     replicated model against the reference's replicas: the seed-level Welch comparison and the dominant spread."""

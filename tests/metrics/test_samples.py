@@ -112,6 +112,7 @@ def test_the_shared_ood_bootstrap_gives_each_metric_its_own_bounds():
 COVERAGE = (0.93, 0.97)  # 0.95 -/+ 4 Monte-Carlo sd at 2,000 draws
 
 
+@pytest.mark.slow  # 2,000 bootstraps, one call each: about 10 s
 def test_the_stratified_auroc_bootstrap_covers_the_true_auroc():
     """Coverage simulation with known truth: ID scores N(0, 1), OOD scores N(1, 1), AUROC = Phi(1 / sqrt 2)."""
     from scipy import stats
@@ -120,9 +121,9 @@ def test_the_stratified_auroc_bootstrap_covers_the_true_auroc():
     gen = torch.Generator().manual_seed(11)
     hits = 0
     for draw in range(2000):
-        pool = {"i": torch.randn(150, generator=gen), "o": torch.randn(150, generator=gen) + 1}
+        pool = {"i": torch.randn(100, generator=gen), "o": torch.randn(100, generator=gen) + 1}
         low, high = bootstrap_interval(
-            samples.statistic_of("auroc"), (), resamples=300, seed=draw, groups=[[pool["i"]], [pool["o"]]]
+            samples.statistic_of("auroc"), (), resamples=200, seed=draw, groups=[[pool["i"]], [pool["o"]]]
         )
         hits += low <= truth <= high
     assert COVERAGE[0] <= hits / 2000 <= COVERAGE[1], hits / 2000
@@ -138,3 +139,32 @@ def test_the_paired_bootstrap_covers_the_true_difference():
         _, low, high, _ = paired_bootstrap(samples.statistic_of("mean"), (a,), (b,), resamples=300, seed=draw)
         hits += low <= 0.2 <= high
     assert COVERAGE[0] <= hits / 2000 <= COVERAGE[1], hits / 2000
+
+
+def test_intervals_and_paired_comparisons_are_the_bootstraps_of_metrics_intervals():
+    """The cached per-model distributions give exactly `bootstrap_interval` and `paired_bootstrap` (same seeded
+    resamples: B's distribution minus A's is the paired one), for a one-group and a two-group statistic."""
+    a, b = torch.randn(90, generator=GEN, dtype=torch.float64), torch.randn(90, generator=GEN, dtype=torch.float64)
+    pool_a, pool_b = {"x": a, "i": a[:40], "o": a[40:] + 1}, {"x": b, "i": b[:40], "o": b[40:] + 1}
+    mean = samples.mean("x")
+    assert samples.interval(mean, pool_a, 0.9, 4) == pytest.approx(
+        bootstrap_interval(samples.statistic_of("mean"), (a,), confidence=0.9, resamples=samples.RESAMPLES, seed=4),
+        abs=1e-12,
+    )
+    got = samples.paired(mean, pool_a, mean, pool_b, 0.9, 4)
+    expected = paired_bootstrap(
+        samples.statistic_of("mean"), (a,), (b,), confidence=0.9, resamples=samples.RESAMPLES, seed=4
+    )
+    assert (got.difference, got.low, got.high, got.p) == pytest.approx(expected, abs=1e-12)
+    auroc = samples.ood("auroc", "i", "o")
+    got = samples.paired(auroc, pool_a, auroc, pool_b, 0.9, 4)
+    expected = paired_bootstrap(
+        samples.statistic_of("auroc"),
+        (),
+        (),
+        confidence=0.9,
+        resamples=samples.RESAMPLES,
+        seed=4,
+        groups=([[pool_a["i"]], [pool_a["o"]]], [[pool_b["i"]], [pool_b["o"]]]),
+    )
+    assert (got.difference, got.low, got.high, got.p) == pytest.approx(expected, abs=1e-12)
