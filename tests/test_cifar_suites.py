@@ -29,7 +29,8 @@ def test_cifar_suite_end_to_end(workdir):
     write_cifar10(root, n_train=200, n_test=60)
     write_cifar100(root, n_train=100, n_test=40)
     write_svhn(root)
-    invoke("corrupt", "cifar10", "--export", str(root / "CIFAR-10-C"), "--data-root", str(root), "--device", "cpu")
+    export = ("corrupt", "cifar10", "--export", str(root / "CIFAR-10-C"), "--data-root", str(root), "--device", "cpu")
+    invoke(*export, "--limit", "12")  # the images the eval's --limit 12 reads
     # every test kind; of the three attack tests the L2 one (AutoAttack's official budgets are minutes on a CPU)
     kept = "clean,collapse,attack-l2,corruption,cifar10-c,ood"
     run = ("eval", "suites/cifar.yaml", "--data-root", str(root), "--limit", "12", "--epochs", "1", "--device", "cpu")
