@@ -123,7 +123,7 @@ def _ood_all(id_scores: torch.Tensor, ood_scores: torch.Tensor) -> torch.Tensor:
 
 def _tied_counts(ordered: torch.Tensor, is_ood: torch.Tensor, n_id: int, k: int) -> torch.Tensor:
     """`_ood_all` for rows with tied scores: for each example, `start` and `end` are the first and last positions
-    of its run of equal scores, and the counts are taken at the run's edges."""
+    of its run of equal scores, and the counts are taken at the run's edges (AUROC from mid-ranks)."""
     n = ordered.shape[-1]
     n_ood = n - n_id
     index = torch.arange(n, device=ordered.device).expand_as(ordered)
@@ -135,13 +135,13 @@ def _tied_counts(ordered: torch.Tensor, is_ood: torch.Tensor, n_id: int, k: int)
     end = torch.where(last, index, n).flip(-1).cummin(dim=-1).values.flip(-1)
     label = is_ood.to(torch.float64)
     ood_upto = torch.cat([torch.zeros_like(label[..., :1]), label.cumsum(-1)], dim=-1)  # OOD in positions < i
-    id_upto = torch.arange(n + 1, device=ordered.device, dtype=torch.float64) - ood_upto
-    id_below, ood_below = id_upto.gather(-1, start), ood_upto.gather(-1, start)
-    id_through = id_upto.gather(-1, end + 1)
-    auroc = torch.where(is_ood, id_below + (id_through - id_below) / 2, 0).sum(-1) / (n_id * n_ood)
-    at_least = (n - start).to(torch.float64)
-    aupr_out = torch.where(is_ood, (n_ood - ood_below) / at_least, 0).sum(-1) / n_ood
-    aupr_in = torch.where(~is_ood, id_through / (end + 1), 0).sum(-1) / n_id
+    ood_below, ood_through = ood_upto.gather(-1, start), ood_upto.gather(-1, end + 1)
+    first_pos, last_pos = start.to(torch.float64), end.to(torch.float64)
+    midrank = (first_pos + last_pos) / 2 + 1
+    auroc = ((label * midrank).sum(-1) - n_ood * (n_ood + 1) / 2) / (n_id * n_ood)
+    aupr_out = (label * (n_ood - ood_below) / (n - first_pos)).sum(-1) / n_ood
+    aupr_in = ((1 - label) * (last_pos + 1 - ood_through) / (last_pos + 1)).sum(-1) / n_id
+    id_below = first_pos - ood_below
     catching = is_ood & (n_ood - ood_below >= k)  # thresholds at these OOD scores catch >= k of the OOD
     fpr = torch.where(catching, n_id - id_below, float(n_id)).min(dim=-1).values / n_id
     return torch.stack([auroc, aupr_in, aupr_out, fpr], dim=-1)
