@@ -80,6 +80,7 @@ class Clean(TestKind):
             "clean/brier": samples.mean("brier"),
             "clean/mean_conf": samples.mean("conf"),
             "cal/ece": samples.ece("conf", "hit", params.bins),
+            "cal/mce": samples.mce("conf", "hit", params.bins),
         }
         if ctx.temperature is not None:  # the same metrics of softmax(logits / T), beside the raw ones
             scaled = calibration_report(p.logits / ctx.temperature, p.y, n_bins=params.bins)
@@ -92,5 +93,6 @@ class Clean(TestKind):
                 "clean/ts/nll": samples.mean("ts_nll"),
                 "clean/ts/brier": samples.mean("ts_brier"),
                 "cal/ts/ece": samples.ece("ts_conf", "hit", params.bins),
+                "cal/ts/mce": samples.mce("ts_conf", "hit", params.bins),
             }
         return TestResult(metrics, details=details, samples=evidence, arrays=arrays)

@@ -203,6 +203,7 @@ def _evidence(
         if present:
             arrays[f"group:{group}"] = torch.stack([arrays[c] for c in present]).mean(0)
             evidence[f"{pre}/{group}/acc"] = samples.mean(f"group:{group}")
+            evidence[f"{pre}/{group}/rel_drop"] = samples.relative_drop("clean", f"group:{group}")
     return evidence, arrays
 
 

@@ -70,6 +70,17 @@ def ece(conf: str, hit: str, bins: int) -> Sample:
     return Sample(f"ece:{bins}", ((conf, hit),))
 
 
+def mce(conf: str, hit: str, bins: int) -> Sample:
+    """Maximum calibration error: the largest |accuracy - confidence| over the non-empty equal-width bins."""
+    return Sample(f"mce:{bins}", ((conf, hit),))
+
+
+def relative_drop(clean: str, shifted: str) -> Sample:
+    """(mean(clean) - mean(shifted)) / mean(clean) of two per-example arrays of the same examples (0 when the
+    clean mean is 0, as the corruption test writes it)."""
+    return Sample("rel_drop", ((clean, shifted),))
+
+
 def ood(statistic: str, id_scores: str, ood_scores: str) -> Sample:
     """An OOD detection metric of the in-distribution and OOD scores (two groups, resampled apart)."""
     if statistic not in OOD_STATISTICS:
@@ -93,6 +104,24 @@ def _ece(bins: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         return gaps.abs().sum(-1) / conf.shape[-1]
 
     return statistic
+
+
+def _mce(bins: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    def statistic(conf: torch.Tensor, hit: torch.Tensor) -> torch.Tensor:
+        conf = conf.to(torch.float64)
+        index = (torch.ceil(conf * bins) - 1).clamp(0, bins - 1).long()
+        gaps = torch.zeros(conf.shape[0], bins, dtype=torch.float64, device=conf.device)
+        counts = torch.zeros_like(gaps)
+        gaps.scatter_add_(1, index, hit.to(torch.float64) - conf)
+        counts.scatter_add_(1, index, torch.ones_like(conf))
+        return torch.where(counts > 0, gaps.abs() / counts.clamp_min(1), 0).max(dim=-1).values
+
+    return statistic
+
+
+def _relative_drop(clean: torch.Tensor, shifted: torch.Tensor) -> torch.Tensor:
+    base = _mean(clean)
+    return torch.where(base > 0, (base - _mean(shifted)) / base.clamp_min(1e-300), 0.0)
 
 
 def _ood_all(id_scores: torch.Tensor, ood_scores: torch.Tensor) -> torch.Tensor:
@@ -153,6 +182,10 @@ def statistic_of(name: str) -> Callable[..., torch.Tensor]:
         return _mean
     if name.startswith("ece:"):
         return _ece(int(name.split(":", 1)[1]))
+    if name.startswith("mce:"):
+        return _mce(int(name.split(":", 1)[1]))
+    if name == "rel_drop":
+        return _relative_drop
     if name == "ood":
         return _ood_all
     if name not in OOD_STATISTICS:

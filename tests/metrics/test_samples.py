@@ -28,9 +28,21 @@ def test_batched_ece_equals_the_calibration_report(bins):
     probs = logits.softmax(-1)
     conf, pred = probs.max(-1)
     got = samples.statistic_of(f"ece:{bins}")(conf, pred == labels)
+    worst = samples.statistic_of(f"mce:{bins}")(conf, pred == labels)
     for r in range(6):
-        expected = calibration_report(logits[r], labels[r], n_bins=bins)["ece"]
-        assert float(got[r]) == pytest.approx(expected, abs=1e-6)
+        report = calibration_report(logits[r], labels[r], n_bins=bins)
+        assert float(got[r]) == pytest.approx(report["ece"], abs=1e-6)
+        assert float(worst[r]) == pytest.approx(report["mce"], abs=1e-6)
+
+
+def test_batched_relative_drop_is_the_corruption_tests_formula():
+    clean = torch.rand(4, 50, generator=GEN) > 0.2
+    shifted = torch.rand(4, 50, generator=GEN, dtype=torch.float64)
+    got = samples.statistic_of("rel_drop")(clean, shifted)
+    for r in range(4):
+        base = clean[r].double().mean()
+        assert float(got[r]) == pytest.approx(float((base - shifted[r].mean()) / base), abs=1e-12)
+    assert float(samples.statistic_of("rel_drop")(torch.zeros(1, 5, dtype=torch.bool), shifted[:1, :5])[0]) == 0.0
 
 
 @pytest.mark.parametrize("ties", [False, True])
