@@ -22,6 +22,8 @@ from robustcollapse.corruptions.edges import canny, distance_to_edges, equalize_
 from robustcollapse.corruptions.filters import TRUNCATE_SLACK, warp_affine
 from tests.cifar_c_reference import FUNCTIONS, glass_shuffle, reference_corrupt
 
+pytestmark = pytest.mark.slow  # every corruption against the original generators at every severity
+
 cv2 = pytest.importorskip("cv2")
 
 N_PHOTOS = 200

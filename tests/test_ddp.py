@@ -36,6 +36,8 @@ from robustcollapse.models.checkpoint import read_sidecar
 from robustcollapse.training import loop, parallel
 from tests.test_distributed import ROOT, TORCHRUN_ENV, free_port, join_as
 
+pytestmark = pytest.mark.slow  # torchrun processes training together
+
 BASE: dict[str, Any] = {
     "dataset": "digits",
     "backbone": {"name": "mlp", "hidden": 32, "depth": 2},

@@ -15,6 +15,8 @@ from scipy import stats
 
 from robustcollapse.cli import main
 
+pytestmark = pytest.mark.slow  # trains twelve models and runs a job array over them
+
 SUITE = """\
 name: seeds
 dataset: digits

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # a fresh robustcollapse process per test
+
 COMMAND = [sys.executable, "-m", "robustcollapse"]
 
 
