@@ -95,12 +95,13 @@ def bootstrap_distribution(
 
 def _percentile_interval(distribution: torch.Tensor, confidence: float) -> tuple[float, float]:
     """The (1-c)/2 and (1+c)/2 quantiles of the bootstrap distribution (torch.quantile, linear interpolation)."""
-    low, high = _percentiles(distribution, confidence).tolist()
+    low, high = percentiles(distribution, confidence).tolist()
     return low, high
 
 
-def _percentiles(distribution: torch.Tensor, confidence: float) -> torch.Tensor:
-    """The (1-c)/2 and (1+c)/2 quantiles along the resample dimension: shape (2,) or (2, k)."""
+def percentiles(distribution: torch.Tensor, confidence: float) -> torch.Tensor:
+    """The (1-c)/2 and (1+c)/2 quantiles of a bootstrap distribution along the resample dimension: shape (2,)
+    for a (resamples,) distribution, (2, k) for (resamples, k)."""
     levels = torch.tensor([(1 - confidence) / 2, (1 + confidence) / 2], dtype=torch.float64)
     return torch.quantile(distribution, levels, dim=0, interpolation="linear")
 
@@ -130,7 +131,7 @@ def bootstrap_interval(
         return math.nan, math.nan
     if distribution.dim() == 1:
         return _percentile_interval(distribution, confidence)
-    return [tuple(bounds) for bounds in _percentiles(distribution, confidence).T.tolist()]
+    return [tuple(bounds) for bounds in percentiles(distribution, confidence).T.tolist()]
 
 
 def paired_bootstrap(

@@ -29,10 +29,12 @@ import numpy as np
 import torch
 
 from robustcollapse.metrics.intervals import (
+    batched_mean,
     bootstrap_distribution,
     mcnemar_exact,
     paired_difference_interval,
     paired_summary,
+    percentiles,
     wilson,
 )
 
@@ -91,16 +93,20 @@ def ood(statistic: str, id_scores: str, ood_scores: str) -> Sample:
 # ----------------------------------------------------------------------------------------- batched statistics
 
 
-def _mean(values: torch.Tensor) -> torch.Tensor:
-    return values.to(torch.float64).mean(dim=-1)
+def _binned(conf: torch.Tensor, hit: torch.Tensor, bins: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row and equal-width bin (bin b holds (b/B, (b+1)/B]): the sum of hit - conf and the count."""
+    conf = conf.to(torch.float64)
+    index = (torch.ceil(conf * bins) - 1).clamp(0, bins - 1).long()
+    gaps = torch.zeros(conf.shape[0], bins, dtype=torch.float64, device=conf.device)
+    counts = torch.zeros_like(gaps)
+    gaps.scatter_add_(1, index, hit.to(torch.float64) - conf)
+    counts.scatter_add_(1, index, torch.ones_like(conf))
+    return gaps, counts
 
 
 def _ece(bins: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     def statistic(conf: torch.Tensor, hit: torch.Tensor) -> torch.Tensor:
-        conf = conf.to(torch.float64)
-        index = (torch.ceil(conf * bins) - 1).clamp(0, bins - 1).long()  # bin b holds (b/B, (b+1)/B]
-        gaps = torch.zeros(conf.shape[0], bins, dtype=torch.float64, device=conf.device)
-        gaps.scatter_add_(1, index, hit.to(torch.float64) - conf)
+        gaps, _ = _binned(conf, hit, bins)
         return gaps.abs().sum(-1) / conf.shape[-1]
 
     return statistic
@@ -108,20 +114,15 @@ def _ece(bins: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
 
 def _mce(bins: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     def statistic(conf: torch.Tensor, hit: torch.Tensor) -> torch.Tensor:
-        conf = conf.to(torch.float64)
-        index = (torch.ceil(conf * bins) - 1).clamp(0, bins - 1).long()
-        gaps = torch.zeros(conf.shape[0], bins, dtype=torch.float64, device=conf.device)
-        counts = torch.zeros_like(gaps)
-        gaps.scatter_add_(1, index, hit.to(torch.float64) - conf)
-        counts.scatter_add_(1, index, torch.ones_like(conf))
+        gaps, counts = _binned(conf, hit, bins)
         return torch.where(counts > 0, gaps.abs() / counts.clamp_min(1), 0).max(dim=-1).values
 
     return statistic
 
 
 def _relative_drop(clean: torch.Tensor, shifted: torch.Tensor) -> torch.Tensor:
-    base = _mean(clean)
-    return torch.where(base > 0, (base - _mean(shifted)) / base.clamp_min(1e-300), 0.0)
+    base = batched_mean(clean)
+    return torch.where(base > 0, (base - batched_mean(shifted)) / base.clamp_min(1e-300), 0.0)
 
 
 def _ood_all(id_scores: torch.Tensor, ood_scores: torch.Tensor) -> torch.Tensor:
@@ -179,7 +180,7 @@ def _tied_counts(ordered: torch.Tensor, is_ood: torch.Tensor, n_id: int, k: int)
 def statistic_of(name: str) -> Callable[..., torch.Tensor]:
     """The batched statistic called `name`."""
     if name in ("proportion", "mean"):
-        return _mean
+        return batched_mean
     if name.startswith("ece:"):
         return _ece(int(name.split(":", 1)[1]))
     if name.startswith("mce:"):
@@ -252,10 +253,10 @@ def _arrays(sample: Sample, pool: dict[str, torch.Tensor]) -> list[list[torch.Te
 
 
 def _bounds(distribution: torch.Tensor | None, confidence: float, columns: int | None = None) -> Any:
+    """`intervals.percentiles` of a distribution as (low, high), or a list of them for `columns` statistics."""
     if distribution is None:
         return (math.nan, math.nan) if columns is None else [(math.nan, math.nan)] * columns
-    levels = torch.tensor([(1 - confidence) / 2, (1 + confidence) / 2], dtype=torch.float64)
-    found = torch.quantile(distribution, levels, dim=0, interpolation="linear")
+    found = percentiles(distribution, confidence)
     return tuple(found.tolist()) if columns is None else [tuple(b) for b in found.T.tolist()]
 
 

@@ -6,6 +6,7 @@ Documents of another `schema_version` are refused by readers (the gate reports t
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
@@ -67,6 +68,11 @@ def new_document(suite: dict[str, Any], env: dict[str, Any]) -> ResultDocument:
 def number(value: Any) -> bool:
     """A JSON number (not a bool)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def finite(value: Any) -> bool:
+    """A JSON number (not a bool) that is neither NaN nor infinite."""
+    return number(value) and math.isfinite(value)
 
 
 def load_document(path: Path, check_schema: bool = True) -> ResultDocument:

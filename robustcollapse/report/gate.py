@@ -25,7 +25,7 @@ from rich.table import Table
 from robustcollapse.config import Tolerances, load_tolerances
 from robustcollapse.errors import UserError
 from robustcollapse.metrics.spec import DEFAULT_TOLERANCE, spec_for
-from robustcollapse.report.document import READABLE, load_document, number
+from robustcollapse.report.document import READABLE, finite, load_document, number
 from robustcollapse.report.replicas import seed_tolerances
 
 
@@ -94,13 +94,9 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
-def _finite(value: Any) -> bool:
-    return number(value) and math.isfinite(value)
-
-
 def _inside(value: float, bounds: Any) -> bool:
     """Whether `value` lies in the baseline's interval [low, high] (False when there is none)."""
-    if not (isinstance(bounds, list) and len(bounds) == 2 and all(_finite(b) for b in bounds)):
+    if not (isinstance(bounds, list) and len(bounds) == 2 and all(finite(b) for b in bounds)):
         return False
     return bounds[0] <= value <= bounds[1]
 
@@ -110,10 +106,10 @@ def _verdict(key: str, a: Any, b: Any, tol: float, bounds: Any = None) -> str:
     regression, unless the new value still lies inside the baseline's interval (`bounds`): then the move is
     within the noise the baseline's own number carries, and it is `within`. A baseline without intervals (a
     version-1 document) is judged by the tolerance alone."""
-    if _finite(a) and not _finite(b):
+    if finite(a) and not finite(b):
         return "broken"  # a number became null (NaN/inf in the run) or inf
     sign = direction(key)
-    if sign == 0 or not (_finite(a) and _finite(b)):
+    if sign == 0 or not (finite(a) and finite(b)):
         return "changed"
     delta = b - a
     if sign * delta < -tol:

@@ -16,11 +16,8 @@ from scipy import stats
 
 from robustcollapse.metrics.intervals import holm, t_interval, verdict, welch_interval
 from robustcollapse.metrics.spec import format_value, spec_for
+from robustcollapse.report.document import finite
 from robustcollapse.report.verdicts import reference_of
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def groups_of(doc: dict[str, Any]) -> dict[str, list[str]]:
@@ -42,7 +39,7 @@ def summarise(doc: dict[str, Any]) -> dict[str, Any]:
         rows = {}
         for key in doc["metrics"][members[0]]:
             values = [doc["metrics"][m].get(key) for m in members]
-            if all(_finite(v) for v in values):
+            if all(finite(v) for v in values):
                 mean, sd, low, high = t_interval(values, confidence)
                 rows[key] = {"values": values, "mean": mean, "sd": sd, "interval": [low, high]}
         models[group] = {"members": members, "metrics": rows}
@@ -60,7 +57,7 @@ def _example_se(doc: dict[str, Any], model: str, key: str, confidence: float) ->
     """The standard error of the example-level paired difference of `model` against the reference on `key`
     (its interval's half-width over the normal quantile), or None when it was not compared."""
     for rows in doc.get("comparisons", {}).get("models", {}).get(model, {}).values():
-        if key in rows and all(_finite(b) for b in rows[key]["interval"]):
+        if key in rows and all(finite(b) for b in rows[key]["interval"]):
             low, high = rows[key]["interval"]
             return (high - low) / (2 * float(stats.norm.ppf((1 + confidence) / 2)))
     return None
@@ -73,7 +70,7 @@ def _compare(doc: dict[str, Any], ref: dict[str, Any], other: dict[str, Any], co
         a, b = ref["metrics"][key]["values"], other["metrics"][key]["values"]
         difference, low, high, p, se = welch_interval(a, b, confidence)
         found[key] = {"difference": difference, "interval": [low, high], "p": p, "se": se}
-    tested = [k for k in keys if _finite(found[k]["p"])]
+    tested = [k for k in keys if finite(found[k]["p"])]
     for key, p_holm in zip(tested, holm([found[k]["p"] for k in tested]) if tested else [], strict=True):
         found[key]["p_holm"] = p_holm
     for key, row in found.items():
@@ -83,7 +80,7 @@ def _compare(doc: dict[str, Any], ref: dict[str, Any], other: dict[str, Any], co
         row["verdict"] = verdict(row["difference"], *row["interval"], p_holm, direction, alpha=1 - confidence)
         example = _example_se(doc, other["members"][0], key, confidence)
         row["example_se"] = example
-        if example is not None and _finite(row["se"]):
+        if example is not None and finite(row["se"]):
             row["dominates"] = "seeds" if row["se"] > example else "examples"
     return found
 
@@ -98,7 +95,7 @@ def seed_tolerances(doc: dict[str, Any]) -> dict[str, float]:
     for info in replicas.get("models", {}).values():
         quantile = float(stats.t.ppf((1 + confidence) / 2, len(info["members"]) - 1))
         for key, row in info["metrics"].items():
-            if _finite(row.get("sd")):
+            if finite(row.get("sd")):
                 out[key] = max(out.get(key, 0.0), quantile * math.sqrt(2) * row["sd"])
     return out
 
@@ -139,12 +136,12 @@ def replica_tables(doc: dict[str, Any], keys: set[str] | None = None) -> list[Ta
         for key, row in rows.items():
             if keys is None or key in keys:
                 low, high = row["interval"]
-                interval = f"{row['difference']:+.3f} [{low:+.3f}, {high:+.3f}]" if _finite(low) else "—"
+                interval = f"{row['difference']:+.3f} [{low:+.3f}, {high:+.3f}]" if finite(low) else "—"
                 p_holm = row.get("p_holm")
                 table.add_row(
                     escape(key),
                     interval,
-                    f"{p_holm:.2g}" if _finite(p_holm) else "—",
+                    f"{p_holm:.2g}" if finite(p_holm) else "—",
                     row["verdict"],
                     row.get("dominates", "—"),
                 )
