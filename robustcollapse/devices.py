@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 
 from robustcollapse.errors import UserError
@@ -16,3 +19,21 @@ def resolve_device(name: str) -> torch.device:
     if name != "cpu" and not name.startswith("cuda"):
         raise UserError(f"--device {name!r}: allowed values are auto, cpu, cuda, cuda:N")
     return torch.device(name)
+
+
+@contextmanager
+def exact_convolutions() -> Iterator[None]:
+    """cuDNN convolutions in full float32 inside (restored after). PyTorch runs them in TF32 by default on Ampere and
+    later GPUs, which rounds their inputs to 10 mantissa bits: measured on an H200, that moved up to 2.6 % of a
+    blurred image's pixels by one grey level against the CPU, so a corruption would not give the CPU's images."""
+    conv = getattr(torch.backends.cudnn, "conv", None)  # the per-operator flags of torch >= 2.9
+    if conv is not None:
+        owner, knob, exact = conv, "fp32_precision", "ieee"
+    else:
+        owner, knob, exact = torch.backends.cudnn, "allow_tf32", False
+    saved = getattr(owner, knob)
+    setattr(owner, knob, exact)
+    try:
+        yield
+    finally:
+        setattr(owner, knob, saved)

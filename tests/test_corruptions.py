@@ -358,3 +358,34 @@ def test_gaussian_blur_equals_scipy_for_kernels_narrower_and_wider_than_the_imag
     ours = gaussian_blur2d(x, sigma, mode=mode, truncate=truncate).numpy()
     ref = ndimage.gaussian_filter(x.double().numpy(), sigma=(0, 0, sigma, sigma), mode=mode, truncate=truncate)
     np.testing.assert_allclose(ours, ref, atol=2e-6)
+
+
+def conv_precision() -> object:
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    return conv.fp32_precision if conv is not None else torch.backends.cudnn.allow_tf32
+
+
+def test_corruptions_run_their_convolutions_without_tf32_and_restore_the_setting(monkeypatch, colour):
+    """cuDNN's default TF32 moved up to 2.6 % of blurred pixels by a grey level on an H200 against the CPU (the GPU
+    parity test): every corruption runs with full float32 convolutions, and the user's setting is back after it,
+    also when the corruption raises."""
+    import dataclasses
+
+    import robustcollapse.corruptions.apply as apply
+
+    before, seen = conv_precision(), []
+
+    def spy(x, value, rng):
+        seen.append(conv_precision())
+        if len(seen) == 2:
+            raise RuntimeError("planted")
+        return x
+
+    spec = dataclasses.replace(CORRUPTIONS["gaussian_blur"], fn=spy)
+    monkeypatch.setitem(apply.CORRUPTIONS, "gaussian_blur", spec)
+    corrupt(colour[:2], "gaussian_blur", 1)
+    assert conv_precision() == before
+    with pytest.raises(RuntimeError, match="planted"):
+        corrupt(colour[:2], "gaussian_blur", 1)
+    assert conv_precision() == before
+    assert seen == ["ieee", "ieee"] if hasattr(torch.backends.cudnn, "conv") else [False, False]

@@ -13,6 +13,7 @@ import torch
 from robustcollapse.corruptions.filters import _grey, _rgb, _round, _truncate
 from robustcollapse.corruptions.rng import Rng
 from robustcollapse.corruptions.table import CORRUPTIONS, parameter_set
+from robustcollapse.devices import exact_convolutions
 
 
 def corrupt(
@@ -38,7 +39,8 @@ def corrupt(
     rng = Rng.for_images(seed, name, severity, index.to(x.device))
     grey = x.shape[1] == 1
     inp = _rgb(x) if grey and spec.colour else x
-    out = spec.fn(inp.float(), table[severity - 1], rng)
+    with exact_convolutions():  # the CPU's images on a GPU too
+        out = spec.fn(inp.float(), table[severity - 1], rng)
     if grey and spec.colour:
         out = _grey(out).clamp(0, 1)
     if quantize:

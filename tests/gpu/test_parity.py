@@ -54,7 +54,14 @@ DISCONTINUOUS = {"shot_noise", "snow", "spatter", "motion_blur"}
 # reciprocal differ from the CPU's in the last bits (~1e-6 relative, ~3e-4 grey levels), so a value that lands
 # within that of a level boundary truncates to the neighbouring level: at most 1 level, on a small share of pixels
 # (expected ~0.03 %; TF32 convolutions, ~1e-3 relative, would flip ~10 % and fail this on purpose).
+# TF32 was in fact on: cuDNN convolutions run in TF32 by default, and this test caught it on an H200 (2.6 % of
+# pixels off by a level in the blurs); the corruptions now run them in full float32 (`exact_convolutions`).
 CONTINUOUS_MAX_LEVELS, CONTINUOUS_SHARE = 1, 0.005
+# Except where the values pile up on the boundaries: defocus at CIFAR severity 4 is a 5-pixel plus of weight 1/5
+# (its alias blur, σ = 0.2, leaks ~4e-6 per tap), so a fifth of the pixels land within float32 summation error
+# (~1e-4 levels) of a whole level and truncate by the order of the sum. Measured on an H200: 1.97 % of them differ,
+# with cuDNN and without it alike (so not an algorithm choice), at most 1 level; the bound leaves 1.5x room.
+PILED_UP, PILED_UP_SHARE = {"defocus_blur"}, 0.03
 DISCONTINUOUS_SHARE, DISCONTINUOUS_MEAN_LEVELS = 0.02, 0.05
 
 
@@ -108,7 +115,8 @@ def test_corruption_is_the_same_on_cuda_as_on_the_cpu(name: str):
     elif name in DISCONTINUOUS:
         assert all(g.share <= DISCONTINUOUS_SHARE and g.mean <= DISCONTINUOUS_MEAN_LEVELS for g in seen), report
     else:
-        assert all(g.max <= CONTINUOUS_MAX_LEVELS and g.share <= CONTINUOUS_SHARE for g in seen), report
+        share = PILED_UP_SHARE if name in PILED_UP else CONTINUOUS_SHARE
+        assert all(g.max <= CONTINUOUS_MAX_LEVELS and g.share <= share for g in seen), report
 
 
 # --- (b) the smoke suite's document ---------------------------------------------------------------------------
@@ -117,7 +125,7 @@ def test_corruption_is_the_same_on_cuda_as_on_the_cpu(name: str):
 def tolerance(key: str, reference: float) -> float:
     """How far a CUDA metric may be from the CPU's, both evaluating the same checkpoints on the same examples."""
     if key.startswith("adv/flags/"):
-        return 0.0  # the honesty checks must agree
+        return math.inf  # a check fires on a count of points: compared by `flags_agree`, count against count
     if key.startswith("adv/"):
         # PGD's random start comes from the CUDA generator, not the CPU's (same seed, other stream): at 100 points
         # a few near the decision boundary can end on the other side — 5 of them is 0.05
@@ -137,6 +145,24 @@ def run_eval(where: Path, device: str) -> dict:
     done = subprocess.run(cmd, cwd=where, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads((where / "r.json").read_text())
+
+
+def flags_agree(cpu: dict, cuda: dict) -> list[str]:
+    """Each honesty check fires on both devices or on neither, unless its count of points moved by no more than the
+    attack rows may (5 %: PGD's sign steps can take a point near the decision boundary either way) and that move
+    crossed its chance limit. Seen on an H200: the binary model's loss_sensitive count 3 of 50 on the CPU (limit
+    4), 5 on CUDA."""
+    off = []
+    for model, tests in cpu["flags"].items():
+        for test, record in tests.items():
+            for name, a in record.get("checks", {}).items():
+                b = cuda["flags"][model][test]["checks"][name]
+                if a["flag"] == b["flag"]:
+                    continue
+                slack = math.ceil(0.05 * record["points"])
+                if abs(a.get("count", 0) - b.get("count", 0)) > slack:
+                    off.append(f"{model} {test} {name}: cpu {a}, cuda {b} (count may move by {slack})")
+    return off
 
 
 def agrees(key: str, reference: float | None, got: float | None) -> bool:
@@ -164,22 +190,27 @@ def test_smoke_document_on_cuda_matches_the_cpu(tmp_path: Path):
             got = doc["metrics"][model][key]
             if not agrees(key, ref, got):
                 off.append(f"{model} {key}: cpu {ref}, cuda {got} (tolerance {tolerance(key, ref or 0.0)})")
-    assert not off, "\n".join(off)
+    assert not off + flags_agree(reference, doc), "\n".join(off + flags_agree(reference, doc))
 
 
 # --- (c) hot loops stay on the device -------------------------------------------------------------------------
 
 
-def device_to_host_copies(fn: Callable[[], object]) -> int:
+def device_to_host_copies(fn: Callable[[], object], leave_out: tuple[str, ...] = ()) -> int:
     """Copies from the GPU to the host while `fn` runs: every `.item()`, `float(t)`, `bool(t)`, `.cpu()` or
     data-dependent shape (nonzero, boolean masks) of a CUDA tensor is one, and each stalls the host until the GPU
     has caught up. Counted from the CUDA activity trace ('Memcpy DtoH' records), which — unlike counting
-    aten::_local_scalar_dense — leaves out reads of CPU scalars such as Adam's step counters."""
+    aten::_local_scalar_dense — leaves out reads of CPU scalars such as Adam's step counters. Copies made inside the
+    operators named in `leave_out` (their kernels' own reads) are not counted."""
     torch.cuda.synchronize()
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
         fn()
         torch.cuda.synchronize()
-    return sum("Memcpy DtoH" in event.name for event in prof.events())
+    events = prof.events()
+    inside = sum(
+        "Memcpy DtoH" in kernel.name for e in events if e.name in leave_out for kernel in getattr(e, "kernels", [])
+    )
+    return sum("Memcpy DtoH" in event.name for event in events) - inside
 
 
 RECIPE = {"backbone": {"name": "mlp", "args": {"hidden": 64}}, "head": "linear", "epochs": 1, "batch_size": 64}
@@ -211,7 +242,10 @@ def test_training_reads_back_at_most_once_per_step(digits_on_cuda):
     n = len(data.train)
     steps = [n // r.batch_size if n % r.batch_size == 1 else math.ceil(n / r.batch_size) for r in recipes]  # as train
     train_model(recipes[0], data, data.test.x.device)  # warm-up
-    copies = [device_to_host_copies(lambda r=r: train_model(r, data, data.test.x.device)) for r in recipes]
+    # cuSOLVER's SVD (the tracked collapse metrics, once per epoch) reads back a number of times that depends on the
+    # matrix: 7 and 8 in the two runs on an H200, so those reads are left out; they are per epoch either way
+    svd = ("aten::_linalg_svd",)
+    copies = [device_to_host_copies(lambda r=r: train_model(r, data, data.test.x.device), svd) for r in recipes]
     # Same epoch, twice the steps: the per-epoch reads (test accuracy, the tracked collapse metrics, the history
     # row) cancel, what is left is per step. One is allowed: train_model checks `torch.isfinite(loss)` every step,
     # so a diverging run stops at once with a clear error; the loss and hit sums stay on the device.
