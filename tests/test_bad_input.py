@@ -209,7 +209,7 @@ CASES: list[tuple[str, dict[str, str | bytes], list[str], str]] = [
         "module-and-torchvision",
         {"s.yaml": swap("    checkpoint: m.safetensors\n", "    module: a.b:c\n    torchvision: resnet18\n")},
         ["eval", "s.yaml"],
-        "models[0].torchvision: give one of `module:`, `torchvision:` or `timm:`, not several",
+        "models[0].torchvision: give one of `module:`, `torchvision:`, `timm:` or `robustbench:`, not several",
     ),
     (
         "unknown-torchvision",

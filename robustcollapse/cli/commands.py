@@ -32,7 +32,16 @@ data_root_option = click.option(
     envvar="ROBUSTCOLLAPSE_DATA",
     help="Folder of on-disk data sets (torchvision layout).",
 )
-download_option = click.option("--download", is_flag=True, help="Let torchvision download missing on-disk data sets.")
+download_option = click.option(
+    "--download", is_flag=True, help="Let torchvision download missing on-disk data sets, RobustBench its weights."
+)
+model_dir_option = click.option(
+    "--model-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("results/models/robustbench"),
+    show_default=True,
+    help="RobustBench weights, in the zoo's layout (<dataset>/<threat model>/<name>.pt).",
+)
 
 
 @main.command()
@@ -47,6 +56,7 @@ download_option = click.option("--download", is_flag=True, help="Let torchvision
 @device_option
 @data_root_option
 @download_option
+@model_dir_option
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate at most N test examples.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Cap every recipe at N epochs.")
 @click.option("--models", "models", default=None, help="Comma-separated model names to run (default: all).")
@@ -63,6 +73,7 @@ def eval(
     device: str,
     data_root: Path | None,
     download: bool,
+    model_dir: Path,
     limit: int | None,
     epochs: int | None,
     models: str | None,
@@ -91,6 +102,7 @@ def eval(
         device=device,
         data_root=data_root,
         download=download,
+        model_dir=model_dir,
         limit=limit,
         epochs=epochs,
         models=split_list(models),
@@ -186,13 +198,14 @@ def train(
 @click.argument("model", required=False)
 @device_option
 @data_root_option
+@model_dir_option
 @friendly
-def inspect(suite_file: Path, model: str | None, device: str, data_root: Path | None) -> None:
+def inspect(suite_file: Path, model: str | None, device: str, data_root: Path | None, model_dir: Path) -> None:
     """Show what the suite sees of each model (or MODEL): input, classes, feature dim, classifier layer."""
     from robustcollapse.report.listing import models_table
     from robustcollapse.training.recipes import inspect_file
 
-    suite, found = inspect_file(suite_file, model, device, data_root, console)
+    suite, found = inspect_file(suite_file, model, device, data_root, console, model_dir)
     console.print(models_table(found, suite))
 
 

@@ -16,8 +16,9 @@ from pydantic import BaseModel, ConfigDict, create_model
 
 from robustcollapse import registry
 from robustcollapse.config.loading import Loc, fail, load_yaml, validate
-from robustcollapse.config.schema import SEED_MAX, ModelEntry, Recipe, Suite, Tolerances
+from robustcollapse.config.schema import EXTERNAL_SOURCES, SEED_MAX, ModelEntry, Recipe, Suite, Tolerances
 
+SOURCES = "`module:`, `torchvision:`, `timm:` or `robustbench:`"
 INJECTED = ("classes",)  # factory parameters filled by the library (the data set's class names), not by the suite
 
 
@@ -71,6 +72,16 @@ def check_suite(data: dict[str, Any], path: Path, lines: dict[Loc, int]) -> Suit
         seen.add(entry.name)
         _check_model(entry, path, lines, ("models", i))
     suite.models = _replicas(suite.models, path, lines)
+    robustbench_defaults(suite)
+    for i, entry in enumerate(suite.models):
+        if entry.robustbench and entry.dataset is None:
+            fail(
+                path,
+                lines,
+                ("models", i, "robustbench"),
+                f"RobustBench has cifar10, cifar100 and imagenet models; the suite's data set is {suite.dataset!r}: "
+                "give the model a `dataset:`",
+            )
     names = [e.name for e in suite.models]
     clash = next((name for name in names if names.count(name) > 1), None)
     if clash is not None:
@@ -120,14 +131,12 @@ def _check_model(entry: ModelEntry, path: Path, lines: dict[Loc, int], loc: Loc)
         return
     extra = [k for k in ("kwargs", "weights", "normalize", "features") if k in entry.model_fields_set]
     if extra:
-        fail(path, lines, (*loc, extra[0]), "goes with `module:`, `torchvision:` or `timm:` models only")
+        fail(path, lines, (*loc, extra[0]), f"goes with {SOURCES} models only")
+    zoo = [k for k in ("dataset", "threat_model") if k in entry.model_fields_set]
+    if zoo:
+        fail(path, lines, (*loc, zoo[0]), "goes with `robustbench:` models only")
     if entry.checkpoint is None and entry.train is None:
-        fail(
-            path,
-            lines,
-            loc,
-            "give a `checkpoint:` path, a `train:` recipe (or both), or a `module:`/`torchvision:`/`timm:` model",
-        )
+        fail(path, lines, loc, f"give a `checkpoint:` path, a `train:` recipe (or both), or a {SOURCES} model")
     if entry.train is not None:
         check_recipe(entry.train, path, lines, (*loc, "train"))
 
@@ -161,21 +170,51 @@ def _nested(a: str, b: str) -> bool:
 
 
 def _check_external(entry: ModelEntry, path: Path, lines: dict[Loc, int], loc: Loc) -> None:
-    """A `module:`, `torchvision:` or `timm:` model: one source, none of our checkpoint fields, a name that exists."""
-    given = [key for key in ("module", "torchvision", "timm") if getattr(entry, key)]
+    """An external model: one source, none of our checkpoint fields, a name that exists (RobustBench's zoo names
+    are checked when the model loads: the zoo is an optional extra)."""
+    given = [key for key in EXTERNAL_SOURCES if getattr(entry, key)]
     if len(given) > 1:
-        fail(path, lines, (*loc, given[1]), "give one of `module:`, `torchvision:` or `timm:`, not several")
+        fail(path, lines, (*loc, given[1]), f"give one of {SOURCES}, not several")
     for key in ("checkpoint", "train"):
         if getattr(entry, key) is not None:
-            fail(
-                path, lines, (*loc, key), "our checkpoints and recipes do not mix with `module:`/`torchvision:`/`timm:`"
-            )
+            fail(path, lines, (*loc, key), f"our checkpoints and recipes do not mix with {SOURCES}")
+    if entry.robustbench:
+        _check_robustbench(entry, path, lines, loc)
+    else:
+        zoo = [k for k in ("dataset", "threat_model") if k in entry.model_fields_set]
+        if zoo:
+            fail(path, lines, (*loc, zoo[0]), "goes with `robustbench:` models only")
     if entry.module and ":" not in entry.module:
         fail(path, lines, (*loc, "module"), f"{entry.module!r}: write it as 'package.module:factory'")
     if entry.torchvision:
         _check_torchvision(entry.torchvision, path, lines, (*loc, "torchvision"))
     if entry.timm:
         _check_timm(entry.timm, path, lines, (*loc, "timm"))
+
+
+def _check_robustbench(entry: ModelEntry, path: Path, lines: dict[Loc, int], loc: Loc) -> None:
+    """A zoo model brings its own weights (from --model-dir) and its own normalisation ([0, 1] input)."""
+    why = {
+        "normalize": "RobustBench models take [0, 1] images and normalise inside; `normalize:` would do it twice",
+        "weights": "RobustBench weights are read from --model-dir in the zoo's layout, not from `weights:`",
+        "kwargs": "RobustBench models are built by the zoo as published; no `kwargs:`",
+    }
+    for key, message in why.items():
+        if key in entry.model_fields_set:
+            fail(path, lines, (*loc, key), message)
+
+
+def robustbench_defaults(suite: Suite) -> None:
+    """Fill a `robustbench:` entry's `dataset:` (the suite's, when the zoo has it) and `threat_model:` (the norm of
+    the suite's first attack test, else Linf) where the suite leaves them out."""
+    attacks = [t for t in suite.tests if isinstance(t, dict) and t.get("kind") == "attack"]
+    norm = attacks[0].get("norm", "linf") if attacks else "linf"
+    threat = {"linf": "Linf", "l2": "L2"}.get(str(norm), "Linf")
+    dataset = suite.dataset if suite.dataset in ("cifar10", "cifar100", "imagenet") else None
+    for i, entry in enumerate(suite.models):
+        if entry.robustbench:
+            update = {"dataset": entry.dataset or dataset, "threat_model": entry.threat_model or threat}
+            suite.models[i] = entry.model_copy(update=update)
 
 
 def _check_torchvision(name: str, path: Path, lines: dict[Loc, int], loc: Loc) -> None:

@@ -94,8 +94,12 @@ class Calibration(Strict):
     )
 
 
+EXTERNAL_SOURCES = ("module", "torchvision", "timm", "robustbench")
+
+
 class ModelEntry(Strict):
-    """A model: our checkpoint and/or recipe, or any PyTorch module (`module:`, `torchvision:` or `timm:`)."""
+    """A model: our checkpoint and/or recipe, or any PyTorch module (`module:`, `torchvision:`, `timm:` or
+    `robustbench:`)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     checkpoint: str | None = None
@@ -103,6 +107,17 @@ class ModelEntry(Strict):
     module: str | None = Field(None, description="import path 'package.module:factory' of an nn.Module factory")
     torchvision: str | None = Field(None, description="a torchvision.models architecture name")
     timm: str | None = Field(None, description="a timm architecture name (pip install 'robustcollapse[timm]')")
+    robustbench: str | None = Field(
+        None,
+        description="a RobustBench model-zoo name; weights read from --model-dir in RobustBench's layout "
+        "(pip install 'robustcollapse[robustbench]')",
+    )
+    dataset: Literal["cifar10", "cifar100", "imagenet"] | None = Field(
+        None, description="robustbench: the zoo's data set (default: the suite's)"
+    )
+    threat_model: Literal["Linf", "L2", "corruptions"] | None = Field(
+        None, description="robustbench: the zoo's threat model (default: the norm of the suite's first attack test)"
+    )
     kwargs: dict[str, Any] = {}
     weights: str | None = Field(None, description="safetensors, or a state_dict .pt/.pth (weights_only load)")
     normalize: Normalize | None = None
@@ -123,12 +138,16 @@ class ModelEntry(Strict):
 
     @property
     def external(self) -> bool:
-        return self.module is not None or self.torchvision is not None or self.timm is not None
+        return any(getattr(self, key) is not None for key in EXTERNAL_SOURCES)
 
     @property
     def source(self) -> str:
-        """How an external model is named in messages: its import path or `torchvision NAME` / `timm NAME`."""
-        return self.module or (f"torchvision {self.torchvision}" if self.torchvision else f"timm {self.timm}")
+        """How an external model is named in messages: its import path or `torchvision NAME` / `timm NAME` /
+        `robustbench NAME`."""
+        if self.module:
+            return self.module
+        key = next(k for k in EXTERNAL_SOURCES if getattr(self, k))
+        return f"{key} {getattr(self, key)}"
 
 
 class TestEntry(Strict):

@@ -109,6 +109,7 @@ def evaluate_file(
     bf16: bool = False,
     channels_last: bool = False,
     shard: str | None = None,
+    model_dir: str | Path | None = None,
 ) -> tuple[dict[str, Any], Path]:
     """Run a suite file as `robustcollapse eval` does: train missing models, evaluate, print the tables (`show`),
     write the result document to `json_path` (default results/<suite name>.json). Returns (document, its path).
@@ -124,6 +125,8 @@ def evaluate_file(
     root = Path(data_root) if data_root else None
     device_here = distributed.setup(resolve_device(device))
     options = RunOptions(device_here, root, download, limit, overrides, bf16=bf16, channels_last=channels_last)
+    if model_dir is not None:
+        options.model_dir = Path(model_dir)
     try:
         doc = run_eval(suite, out, options, shard, console)
     finally:

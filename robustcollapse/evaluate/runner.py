@@ -39,6 +39,7 @@ from robustcollapse.io import (
     write_json,
 )
 from robustcollapse.models.checkpoint import sidecar_path
+from robustcollapse.models.robustbench import DEFAULT_MODEL_DIR
 from robustcollapse.models.zoo import checkpoint_path, model_view, recipe_groups, resolved_recipe
 from robustcollapse.progress import main_only, track
 from robustcollapse.report.document import new_document
@@ -60,6 +61,7 @@ class RunOptions:
     modules: dict[str, torch.nn.Module] = field(default_factory=dict)  # in-memory models (the Python API), by name
     bf16: bool = False  # evaluate under bfloat16 autocast
     channels_last: bool = False  # models (and so their convolutions) in channels-last memory format
+    model_dir: Path = DEFAULT_MODEL_DIR  # RobustBench weights, in the zoo's layout
 
     def numerics(self) -> dict[str, bool]:
         """The evaluation's numerics when they are not the default fp32 / contiguous: recorded with the overrides
@@ -283,6 +285,7 @@ def open_model(
             options.data_root,
             options.download,
             instance=options.modules.get(entry.name),
+            model_dir=options.model_dir,
         )
     if options.channels_last:
         model = model.to(memory_format=torch.channels_last)

@@ -1,5 +1,6 @@
 """Evaluate any PyTorch classifier: a factory by import path, a torchvision or timm architecture, with weights from
-safetensors or a state_dict file (torch.load(weights_only=True): never full unpickling).
+safetensors or a state_dict file (torch.load(weights_only=True): never full unpickling), or a RobustBench model
+(`robustbench.py`).
 
 The wrapper presents the module as the suite's classifier: [0, 1] input, normalisation inside, logits out,
 `forward_all` -> (features, logits) with the features read by a forward hook as the *input* of the
@@ -22,6 +23,7 @@ from torch import nn
 
 from robustcollapse.errors import UserError
 from robustcollapse.models.checkpoint import require_finite
+from robustcollapse.models.robustbench import DEFAULT_MODEL_DIR, load_robustbench
 
 
 class ExternalClassifier(nn.Module):
@@ -129,16 +131,31 @@ def _timm_factory(name: str, channels: int) -> Any:
 
 
 def build_external(
-    entry: Any, num_classes: int, search_dir: Path | None, channels: int = 3, instance: nn.Module | None = None
-) -> tuple[ExternalClassifier, str | None]:
-    """The wrapped module of a `module:`, `torchvision:` or `timm:` model entry, with its weights loaded; or of
+    entry: Any,
+    num_classes: int,
+    search_dir: Path | None,
+    channels: int = 3,
+    instance: nn.Module | None = None,
+    model_dir: Path = DEFAULT_MODEL_DIR,
+    download: bool = False,
+) -> tuple[ExternalClassifier, list[Path]]:
+    """The wrapped module of a `module:`, `torchvision:`, `timm:` or `robustbench:` model entry, with its weights
+    loaded (a zoo model's from `model_dir`, fetched only with `download`), and the weight files read; or of
     `instance`, a module handed over from Python (the API), used as it is."""
     kwargs = dict(entry.kwargs)
     label = entry.source
+    zoo_files: list[Path] = []
     if instance is not None:
 
         def factory(**kw: Any) -> nn.Module:
             return instance
+    elif entry.robustbench:
+        zoo_model, zoo_files = load_robustbench(
+            entry.robustbench, entry.dataset, entry.threat_model, Path(model_dir), download
+        )
+
+        def factory(**kw: Any) -> nn.Module:
+            return zoo_model
     elif entry.module:
         factory = import_factory(entry.module, search_dir)
     elif entry.timm:
@@ -170,9 +187,8 @@ def build_external(
         known = [n for n, _ in module.named_modules() if n][-5:]
         raise UserError(f"model {entry.name!r}: features module {features!r} not found; last modules: {known}")
     norm = entry.normalize
-    return ExternalClassifier(module, tuple(norm.mean), tuple(norm.std), features).eval(), (
-        str(weights_path) if weights_path else None
-    )
+    files = [weights_path] if weights_path else zoo_files
+    return ExternalClassifier(module, tuple(norm.mean), tuple(norm.std), features).eval(), files
 
 
 def _load(module: nn.Module, state: dict[str, torch.Tensor], path: Path) -> Any:

@@ -19,6 +19,7 @@ from robustcollapse.errors import UserError
 from robustcollapse.models.checkpoint import load_checkpoint, read_sidecar, sha256_file, weights_bytes
 from robustcollapse.models.classifier import Classifier
 from robustcollapse.models.external import build_external
+from robustcollapse.models.robustbench import DEFAULT_MODEL_DIR
 
 MODELS_DIR = Path("results/models")
 
@@ -142,11 +143,24 @@ def state_digest(module: torch.nn.Module) -> str:
     return hashlib.sha256(weights_bytes(module)).hexdigest()
 
 
+def files_digest(files: list[Path]) -> str:
+    """sha256 of one weights file; of an ensemble's files, the sha256 of their digests in member order."""
+    if len(files) == 1:
+        return sha256_file(files[0])
+    return hashlib.sha256("".join(sha256_file(f) for f in files).encode()).hexdigest()
+
+
 def external_model(
-    entry: ModelEntry, data: Dataset, folder: Path | None, instance: torch.nn.Module | None = None
+    entry: ModelEntry,
+    data: Dataset,
+    folder: Path | None,
+    instance: torch.nn.Module | None = None,
+    model_dir: Path = DEFAULT_MODEL_DIR,
+    download: bool = False,
 ) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """An import-path / torchvision / timm model wrapped for the suite (normalisation, features), and its sidecar-like
-    description; `instance` is a module handed over from the Python API."""
+    """An import-path / torchvision / timm / RobustBench model wrapped for the suite (normalisation, features), and
+    its sidecar-like description; `instance` is a module handed over from the Python API. A RobustBench model's
+    weights come from `model_dir`, fetched only with `download`."""
     channels = data.image_shape[0]
     if entry.normalize is None:
         entry = entry.model_copy(update={"normalize": Normalize(mean=[0.0] * channels, std=[1.0] * channels)})
@@ -155,15 +169,20 @@ def external_model(
             f"model {entry.name!r}: normalize has {len(entry.normalize.mean)} channels, "
             f"{data.name} images have {channels}"
         )
-    model, weights = build_external(entry, data.num_classes, folder, channels, instance)
+    model, files = build_external(entry, data.num_classes, folder, channels, instance, model_dir, download)
     meta = {
-        "sha256": sha256_file(Path(weights)) if weights else (state_digest(instance) if instance is not None else None),
+        "sha256": files_digest(files) if files else (state_digest(instance) if instance is not None else None),
         "model": {
             "module": entry.module,
             "torchvision": entry.torchvision,
             "timm": entry.timm,
+            "robustbench": (
+                {"name": entry.robustbench, "dataset": entry.dataset, "threat_model": entry.threat_model}
+                if entry.robustbench
+                else None
+            ),
             "kwargs": entry.kwargs,
-            "weights": weights,
+            "weights": str(files[0]) if len(files) == 1 else [str(f) for f in files] or None,
             "features": model.features_name,
             "normalize": entry.normalize.model_dump(),
         },

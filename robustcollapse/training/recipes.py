@@ -27,6 +27,7 @@ from robustcollapse.distributed import broadcast_object, is_main
 from robustcollapse.errors import UserError
 from robustcollapse.models import Classifier
 from robustcollapse.models.checkpoint import recover_checkpoint
+from robustcollapse.models.robustbench import DEFAULT_MODEL_DIR
 from robustcollapse.models.zoo import (
     check_fits,
     checkpoint_path,
@@ -56,10 +57,12 @@ def obtain_model(
     download: bool = False,
     retrain: bool = False,
     instance: torch.nn.Module | None = None,
+    model_dir: Path = DEFAULT_MODEL_DIR,
 ) -> tuple[Classifier, dict[str, Any], bool]:
-    """(model in eval mode, its sidecar, whether it was trained now); `instance` is a module from the Python API."""
+    """(model in eval mode, its sidecar, whether it was trained now); `instance` is a module from the Python API,
+    `model_dir` where RobustBench weights are read (fetched there only with `download`)."""
     if entry.external:
-        model, meta = external_model(entry, data, suite.folder, instance)
+        model, meta = external_model(entry, data, suite.folder, instance, model_dir, download)
         model = model.to(device)
         check_fits(model, data, entry.name, entry.source)
         return model, meta, False
@@ -85,15 +88,17 @@ def obtain_model(
     return model, meta, trained
 
 
-def inspect_suite(suite: Suite, data: Dataset, device: torch.device, console: Console) -> dict[str, dict[str, Any]]:
-    """describe_model for every model of a suite that exists (nothing is trained)."""
+def inspect_suite(
+    suite: Suite, data: Dataset, device: torch.device, console: Console, model_dir: Path = DEFAULT_MODEL_DIR
+) -> dict[str, dict[str, Any]]:
+    """describe_model for every model of a suite that exists (nothing is trained or downloaded)."""
     found: dict[str, dict[str, Any]] = {}
     for entry in suite.models:
         path = checkpoint_path(suite, entry)
         if path is not None and not path.is_file():
             found[entry.name] = {"status": f"not trained yet ({path}); `robustcollapse train` makes it"}
             continue
-        model, _, _ = obtain_model(suite, entry, data, device, console)
+        model, _, _ = obtain_model(suite, entry, data, device, console, model_dir=model_dir)
         found[entry.name] = {"status": "ok", **describe_model(model, data)}
     return found
 
@@ -104,6 +109,7 @@ def inspect_file(
     device: str = "auto",
     data_root: Path | None = None,
     console: Console | None = None,
+    model_dir: Path = DEFAULT_MODEL_DIR,
 ) -> tuple[Suite, dict[str, dict[str, Any]]]:
     """`inspect_suite` of a suite file's models (or only `model`) on its data set, held-out classes removed.
     Returns the suite inspected (only `model` when given) and each model's description."""
@@ -116,7 +122,7 @@ def inspect_file(
         suite._source = Path(path)
     dev = resolve_device(device)
     data = hold_out(load_dataset(suite.dataset, data_root, False, str(dev)), suite.heldout)[0]
-    return suite, inspect_suite(suite, data, dev, console or Console(emoji=False))
+    return suite, inspect_suite(suite, data, dev, console or Console(emoji=False), model_dir)
 
 
 def train_from_file(

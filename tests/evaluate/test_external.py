@@ -217,10 +217,10 @@ def test_timm_model_with_local_weights_gives_timm_s_own_logits(workdir):
     from robustcollapse.data import load_dataset
 
     torch.manual_seed(0)
-    net = timm.create_model("test_resnet", pretrained=False, num_classes=10, in_chans=1).eval()
+    net = timm.create_model("resnet10t", pretrained=False, num_classes=10, in_chans=1).eval()
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, "t.safetensors")
     Path("tm.yaml").write_text(
-        "name: tm\ndataset: digits\nmodels:\n  - name: t\n    timm: test_resnet\n    weights: t.safetensors\n"
+        "name: tm\ndataset: digits\nmodels:\n  - name: t\n    timm: resnet10t\n    weights: t.safetensors\n"
         "    normalize: {mean: [0.5], std: [0.25]}\ntests:\n  - kind: clean\n  - kind: collapse\n"
     )
     result = invoke("eval", "tm.yaml", "--device", "cpu")
@@ -232,7 +232,7 @@ def test_timm_model_with_local_weights_gives_timm_s_own_logits(workdir):
     assert doc["metrics"]["t"]["clean/acc"] == pytest.approx(float((logits.argmax(1) == test.y).double().mean()))
     nll = float(torch.nn.functional.cross_entropy(logits, test.y))
     assert doc["metrics"]["t"]["clean/nll"] == pytest.approx(nll, rel=1e-5)
-    assert doc["models"]["t"]["model"]["timm"] == "test_resnet" and doc["models"]["t"]["model"]["features"] == "fc"
-    Path("bad.yaml").write_text("name: b\ndataset: digits\nmodels:\n  - name: t\n    timm: test_resnt\n" + TESTS)
+    assert doc["models"]["t"]["model"]["timm"] == "resnet10t" and doc["models"]["t"]["model"]["features"] == "fc"
+    Path("bad.yaml").write_text("name: b\ndataset: digits\nmodels:\n  - name: t\n    timm: resnt10t\n" + TESTS)
     result = invoke("eval", "bad.yaml")
-    assert result.exit_code == 2 and "bad.yaml:5 models[0].timm: unknown timm model 'test_resnt'" in result.output
+    assert result.exit_code == 2 and "bad.yaml:5 models[0].timm: unknown timm model 'resnt10t'" in result.output
