@@ -135,3 +135,11 @@ def test_a_name_the_zoo_lacks_is_refused_with_the_closest_name(world, tmp_path):
     loaded = load_suite(tmp_path / "typo.yaml")
     with pytest.raises(Exception, match="did you mean 'Wong2020Fast'"):
         external_model(loaded.models[0], data, loaded.folder, model_dir=world["models"])
+
+
+def test_the_shipped_zoo_suite_names_models_the_zoo_has():
+    suite = load_suite(Path(__file__).parents[2] / "suites" / "robustbench.yaml")
+    _, zoo = _zoo()
+    for entry in suite.models:
+        assert (entry.dataset, entry.threat_model) == ("cifar10", "Linf")
+        assert zoo["cifar10"]["Linf"][entry.robustbench]["gdrive_id"] is not None, entry.name  # a local file
