@@ -64,6 +64,9 @@ def _as_tensors(arrays: Sequence[ArrayLike]) -> tuple[list[torch.Tensor], int]:
     return tensors, lengths.pop()
 
 
+GATHER_BYTES = 1 << 28  # resampled arrays held at once: classwise ECE on CIFAR-100 gathers 101 arrays per resample
+
+
 def bootstrap_distribution(
     statistic: Statistic, groups: Sequence[Sequence[ArrayLike]], resamples: int, seed: int
 ) -> torch.Tensor | None:
@@ -73,24 +76,31 @@ def bootstrap_distribution(
     Each group is a list of 1-D arrays of one length n_g, resampled jointly; groups are resampled independently
     (a stratified bootstrap: the in-distribution and the OOD examples of an AUROC keep their counts). For group g
     in turn, `torch.randint(n_g, (resamples, n_g), generator=gen)` from one `torch.Generator().manual_seed(seed)`
-    picks the examples of each resample, the same rows for every array of the group, and `statistic` is called
-    once on all the gathered arrays, in order, each of shape (resamples, n_g)."""
+    picks the examples of each resample, the same rows for every array of the group, and `statistic` is called on
+    all the gathered arrays, in order, each of shape (rows, n_g): once, or on consecutive chunks of the resamples
+    when gathering them all would hold more than GATHER_BYTES."""
     if resamples < 1:
         raise ValueError(f"resamples must be at least 1, got {resamples}")
     if not groups:
         raise ValueError("need at least one group of arrays")
     generator = torch.Generator().manual_seed(seed)
-    gathered = []
+    drawn = []
     for group in groups:
         tensors, n = _as_tensors(group)
         if n == 0:
             return None
-        index = torch.randint(n, (resamples, n), generator=generator)
-        gathered += [t[index.to(t.device)] for t in tensors]
-    values = torch.as_tensor(statistic(*gathered))
-    if values.dim() not in (1, 2) or values.shape[0] != resamples:
-        raise ValueError(f"statistic must return shape ({resamples},) or ({resamples}, k), got {tuple(values.shape)}")
-    return values.detach().to("cpu", torch.float64)
+        drawn.append((tensors, torch.randint(n, (resamples, n), generator=generator)))
+    per_resample = sum(8 * len(tensors) * index.shape[1] for tensors, index in drawn)
+    chunk = max(1, min(resamples, GATHER_BYTES // per_resample))
+    parts = []
+    for start in range(0, resamples, chunk):  # a statistic is row by row: chunks change the memory, not the values
+        gathered = [t[index[start : start + chunk].to(t.device)] for tensors, index in drawn for t in tensors]
+        part = torch.as_tensor(statistic(*gathered))
+        rows = min(chunk, resamples - start)
+        if part.dim() not in (1, 2) or part.shape[0] != rows:
+            raise ValueError(f"statistic must return shape ({rows},) or ({rows}, k), got {tuple(part.shape)}")
+        parts.append(part.detach().to("cpu", torch.float64))
+    return torch.cat(parts)
 
 
 def _percentile_interval(distribution: torch.Tensor, confidence: float) -> tuple[float, float]:

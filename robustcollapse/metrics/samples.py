@@ -9,9 +9,11 @@ groups are resampled each on its own (an OOD metric: the in-distribution and the
 bootstrap). The document stores the pool compactly (bits as hex, floats as base64 float32) under `samples`.
 
 Statistics: `proportion` (a mean of 0/1 outcomes: Wilson interval, McNemar between models), `mean` (a mean of
-per-example values), `ece:B` (expected calibration error over B equal-width bins), and the two-group OOD metrics
-`auroc`, `aupr_in`, `aupr_out`, `fpr95` (conventions of `metrics.ood`: OOD positive, higher score = more OOD,
-non-finite scores already mapped to finite extremes). Every batched statistic takes arrays of shape (R, n) and
+per-example values), `ece:B` and `mce:B` (expected and maximum calibration error over B equal-width bins), `aece:B`
+(equal-mass bins), `cwece:B` (classwise), `ece_mean:B` (the mean ECE of cells on the same examples), `rel_drop`,
+the two-group OOD metrics `auroc`, `aupr_in`, `aupr_out`, `fpr95` (conventions of `metrics.ood`: OOD positive,
+higher score = more OOD, non-finite scores already mapped to finite extremes) and `ood_mean:<metric>`, their mean
+over several OOD sets. Every batched statistic takes arrays of shape (R, n) and
 returns (R,), and equals its one-sample counterpart at R = 1 (tests hold it to `calibration_report`, scikit-learn
 and `metrics.ood`)."""
 
@@ -77,6 +79,23 @@ def mce(conf: str, hit: str, bins: int) -> Sample:
     return Sample(f"mce:{bins}", ((conf, hit),))
 
 
+def adaptive_ece(conf: str, hit: str, bins: int) -> Sample:
+    """ECE over B equal-mass bins (edges at the confidence quantiles, as `calibration.adaptive_ece`)."""
+    return Sample(f"aece:{bins}", ((conf, hit),))
+
+
+def classwise_ece(probs: list[str], label: str, bins: int) -> Sample:
+    """Mean over the K classes of the equal-width ECE of p_k against 1[y = k]: the K per-class probability arrays
+    and the label array (as float), resampled jointly."""
+    return Sample(f"cwece:{bins}", ((*probs, label),))
+
+
+def mean_ece(pairs: list[tuple[str, str]], bins: int) -> Sample:
+    """The mean ECE of several cells scored on the same examples (a corruption group's mean ECE): each cell's
+    (confidence, correctness) arrays, resampled jointly since every cell holds the same images."""
+    return Sample(f"ece_mean:{bins}", (tuple(name for pair in pairs for name in pair),))
+
+
 def relative_drop(clean: str, shifted: str) -> Sample:
     """(mean(clean) - mean(shifted)) / mean(clean) of two per-example arrays of the same examples (0 when the
     clean mean is 0, as the corruption test writes it)."""
@@ -88,6 +107,14 @@ def ood(statistic: str, id_scores: str, ood_scores: str) -> Sample:
     if statistic not in OOD_STATISTICS:
         raise ValueError(f"unknown OOD statistic {statistic!r}")
     return Sample(statistic, ((id_scores,), (ood_scores,)))
+
+
+def ood_mean(statistic: str, id_scores: str, ood_scores: list[str]) -> Sample:
+    """The mean of an OOD metric over several OOD sets against the same in-distribution scores (the near- and
+    far-OOD means): one group per set, the in-distribution group resampled once and shared by every set."""
+    if statistic not in OOD_STATISTICS:
+        raise ValueError(f"unknown OOD statistic {statistic!r}")
+    return Sample(f"ood_mean:{statistic}", ((id_scores,), *((name,) for name in ood_scores)))
 
 
 # ----------------------------------------------------------------------------------------- batched statistics
@@ -116,6 +143,53 @@ def _mce(bins: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     def statistic(conf: torch.Tensor, hit: torch.Tensor) -> torch.Tensor:
         gaps, counts = _binned(conf, hit, bins)
         return torch.where(counts > 0, gaps.abs() / counts.clamp_min(1), 0).max(dim=-1).values
+
+    return statistic
+
+
+def _aece(bins: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Per row, the edges are the row's confidence quantiles i/B (linear interpolation, as torch.quantile) and a
+    confidence goes to the first bin whose upper edge it does not exceed; tied edges leave empty bins, which add
+    nothing, so the value equals `calibration.adaptive_ece` (which drops them)."""
+
+    def statistic(conf: torch.Tensor, hit: torch.Tensor) -> torch.Tensor:
+        conf = conf.to(torch.float64)
+        n = conf.shape[-1]
+        ordered = conf.sort(dim=-1).values
+        position = torch.arange(1, bins, dtype=torch.float64, device=conf.device) / bins * (n - 1)
+        below = position.floor().long()
+        above = (below + 1).clamp(max=n - 1)
+        frac = position - below
+        lo, hi = ordered[..., below], ordered[..., above]
+        edges = (lo + frac * (hi - lo)).contiguous()
+        index = torch.searchsorted(edges, conf.contiguous(), right=False)
+        gaps = torch.zeros(conf.shape[0], bins, dtype=torch.float64, device=conf.device)
+        gaps.scatter_add_(1, index, hit.to(torch.float64) - conf)
+        return gaps.abs().sum(-1) / n
+
+    return statistic
+
+
+def _cwece(bins: int) -> Callable[..., torch.Tensor]:
+    def statistic(*arrays: torch.Tensor) -> torch.Tensor:
+        *probs, label = arrays
+        each = [_ece(bins)(p, label == k) for k, p in enumerate(probs)]
+        return torch.stack(each).mean(0)
+
+    return statistic
+
+
+def _ece_mean(bins: int) -> Callable[..., torch.Tensor]:
+    def statistic(*arrays: torch.Tensor) -> torch.Tensor:
+        cells = [_ece(bins)(arrays[i], arrays[i + 1]) for i in range(0, len(arrays), 2)]
+        return torch.stack(cells).mean(0)
+
+    return statistic
+
+
+def _ood_mean(column: int) -> Callable[..., torch.Tensor]:
+    def statistic(id_scores: torch.Tensor, *ood_scores: torch.Tensor) -> torch.Tensor:
+        return torch.stack([_ood_all(id_scores, o)[..., column] for o in ood_scores]).mean(0)
 
     return statistic
 
@@ -187,6 +261,11 @@ def statistic_of(name: str) -> Callable[..., torch.Tensor]:
         return _mce(int(name.split(":", 1)[1]))
     if name == "rel_drop":
         return _relative_drop
+    kind, _, arg = name.partition(":")
+    if kind in ("aece", "cwece", "ece_mean"):
+        return {"aece": _aece, "cwece": _cwece, "ece_mean": _ece_mean}[kind](int(arg))
+    if kind == "ood_mean" and arg in OOD_STATISTICS:
+        return _ood_mean(OOD_STATISTICS.index(arg))
     if name == "ood":
         return _ood_all
     if name not in OOD_STATISTICS:

@@ -180,3 +180,46 @@ def test_intervals_and_paired_comparisons_are_the_bootstraps_of_metrics_interval
         groups=([[pool_a["i"]], [pool_a["o"]]], [[pool_b["i"]], [pool_b["o"]]]),
     )
     assert (got.difference, got.low, got.high, got.p) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize(("bins", "ties"), [(1, False), (10, False), (15, True)])
+def test_batched_adaptive_and_classwise_ece_equal_the_calibration_functions(bins, ties):
+    from robustcollapse.metrics.calibration import adaptive_ece, classwise_ece
+
+    logits = torch.randn(4, 200, 5, generator=GEN, dtype=torch.float64) * 2
+    if ties:  # repeated confidences: quantile edges coincide and adaptive_ece drops the duplicates
+        logits = logits.round()
+    probs = logits.softmax(-1)
+    # labels drawn from the model's own probabilities: calibrated in expectation, so the bins' gaps have both
+    # signs and a confidence put into the wrong bin changes the sum (one-signed gaps would hide it)
+    labels = torch.multinomial(probs.reshape(-1, 5), 1, generator=GEN).reshape(4, 200)
+    conf, pred = probs.max(-1)
+    aece = samples.statistic_of(f"aece:{bins}")(conf, pred == labels)
+    cwece = samples.statistic_of(f"cwece:{bins}")(*probs.unbind(-1), labels.double())
+    for r in range(4):
+        assert float(aece[r]) == pytest.approx(adaptive_ece(conf[r], pred[r] == labels[r], bins), abs=1e-12)
+        assert float(cwece[r]) == pytest.approx(classwise_ece(probs[r], labels[r], bins), abs=1e-12)
+
+
+def test_batched_mean_ece_and_ood_means_are_the_means_of_their_parts():
+    conf = torch.rand(3, 4, 80, generator=GEN, dtype=torch.float64)
+    hit = torch.rand(3, 4, 80, generator=GEN) > 0.3
+    got = samples.statistic_of("ece_mean:10")(*(t for c in range(3) for t in (conf[c], hit[c])))
+    each = torch.stack([samples.statistic_of("ece:10")(conf[c], hit[c]) for c in range(3)])
+    assert torch.allclose(got, each.mean(0), atol=1e-15, rtol=0)
+    id_s, sets = rows(60), [rows(40) + 0.5, rows(50) + 1.0]
+    for name in samples.OOD_STATISTICS:
+        mean_of = samples.statistic_of(f"ood_mean:{name}")(id_s, *sets)
+        parts = torch.stack([samples.statistic_of(name)(id_s, o) for o in sets]).mean(0)
+        assert torch.allclose(mean_of, parts, atol=1e-15, rtol=0), name
+
+
+def test_chunked_resampling_gives_the_same_distribution(monkeypatch):
+    """Resamples gathered in chunks (to bound memory) are the same resamples: the same distribution exactly."""
+    from robustcollapse.metrics import intervals
+
+    conf, hit = torch.rand(300, generator=GEN, dtype=torch.float64), torch.rand(300, generator=GEN) > 0.4
+    whole = intervals.bootstrap_distribution(samples.statistic_of("ece:10"), [[conf, hit]], 200, seed=3)
+    monkeypatch.setattr(intervals, "GATHER_BYTES", 8 * 2 * 300 * 7)  # 7 resamples at a time
+    chunked = intervals.bootstrap_distribution(samples.statistic_of("ece:10"), [[conf, hit]], 200, seed=3)
+    assert torch.equal(whole, chunked)
