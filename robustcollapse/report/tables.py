@@ -58,7 +58,9 @@ def with_interval(key: str, value: Any, bounds: Any, style: str) -> str:
     return f"{text} ± {format_value(key, (high - low) / 2)}"
 
 
-def _number_cell(doc: dict[str, Any], model: str, test_id: str, key: str, style: str) -> str:
+def number_cell(doc: dict[str, Any], model: str, test_id: str, key: str, style: str) -> str:
+    """A metric's cell (rich markup): its value with its interval in `style`, marked ⚠ in bold yellow when an
+    honesty check of `test_id` does not trust it. The tables and `board` mark numbers with this one function."""
     bounds = doc.get("intervals", {}).get(model, {}).get(key)
     text = with_interval(key, doc["metrics"][model].get(key), bounds, style)
     return text if untrusted(doc, model, test_id, key) is None else f"[bold yellow]{text} ⚠[/]"
@@ -101,7 +103,7 @@ def result_tables(doc: dict[str, Any], suite: Suite, style: str = "pm") -> list[
             elif all(key not in doc["metrics"][m] for m in models):
                 continue  # a metric no model has (e.g. the scaled calibration of a suite without temperature)
             else:
-                cells = [_number_cell(doc, m, test_id, key, style) for m in models]
+                cells = [number_cell(doc, m, test_id, key, style) for m in models]
             table.add_row(header, key, *cells)
         tables.append(table)
     return tables
