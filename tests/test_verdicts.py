@@ -41,16 +41,47 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, str]:
     return work, json.loads((work / "results" / "smoke.json").read_text()), result.output
 
 
-def test_every_clean_attack_corruption_and_ood_accuracy_has_an_interval_and_its_n(smoke):
+# Numbers that carry no interval, and why: the fitted temperature (a fit on held-out training images, not a mean
+# over test examples), the honesty checks' 0/1 flags (their rates carry one, in `flags`), and the collapse and
+# binarity statistics of the whole split (see README, "Intervals and verdicts")
+NO_INTERVAL = ("cal/temperature", "cal/ts/temperature", "nc/", "bin/")
+
+
+def test_every_clean_attack_corruption_ood_and_reliability_number_has_an_interval_and_its_n(smoke):
     _, doc, _ = smoke
     for model, metrics in doc["metrics"].items():
-        judged = [k for k in metrics if k.startswith(("clean/acc", "adv/", "shift/", "ood/")) and "/flags/" not in k]
-        with_evidence = [k for k in judged if k.endswith(("/acc", "/auroc", "/fpr95", "/aupr_in", "/aupr_out"))]
-        with_evidence = [k for k in with_evidence if not k.startswith(("ood/near/", "ood/far/"))]
-        assert with_evidence and all(k in doc["intervals"][model] and k in doc["n"][model] for k in with_evidence)
-        for key in ("clean/acc", "clean/nll", "cal/ece", "shift/mean/acc"):
+        numbers = [k for k, v in metrics.items() if isinstance(v, float | int) and "/flags/" not in k]
+        judged = [k for k in numbers if not k.startswith(NO_INTERVAL)]
+        assert {k.split("/")[0] for k in judged} == {"clean", "cal", "adv", "ood", "rel", "shift"}
+        missing = [k for k in judged if k not in doc["intervals"][model] or k not in doc["n"][model]]
+        assert not missing, missing
+        for key in ("clean/acc", "clean/nll", "cal/ece", "cal/aece", "cal/cwece", "shift/mean/acc", "shift/mean/ece"):
             low, high = doc["intervals"][model][key]
             assert low < high and doc["n"][model][key] == (360 if key.startswith(("clean", "cal")) else 200)
+        assert doc["n"][model]["ood/far/msp/auroc"] == 200 * 3  # the 200 ID examples shared, then each far set's
+        for check in doc["flags"][model]["attack"]["checks"].values():
+            if isinstance(check.get("count"), int):
+                low, high = check["interval"]
+                assert low <= check["value"] <= high
+
+
+def test_each_numbers_evidence_in_the_document_gives_back_the_number(smoke):
+    """Anyone can recompute a metric from the document's samples: each key's statistic on the stored arrays
+    (float32) gives the metric (so its interval is the interval of that number)."""
+    _, doc, _ = smoke
+    checked = 0
+    for model, tests in doc["samples"].items():
+        for test_id, stored in tests.items():
+            pool = {name: samples.decode(record) for name, record in stored["arrays"].items()}
+            for key, record in stored["keys"].items():
+                sample = samples.Sample.read(record)
+                arrays = [pool[name][None] for group in sample.groups for name in group]
+                value = float(samples.statistic_of(sample.statistic)(*arrays)[0])
+                # scores stored as float32 can reorder near-ties: ranks move a rank statistic a little further
+                ranked = sample.statistic.startswith(("auroc", "aupr", "fpr95", "ood_mean", "aurc", "aece"))
+                assert value == pytest.approx(doc["metrics"][model][key], abs=1e-3 if ranked else 2e-5), (model, key)
+                checked += 1
+    assert checked > 300  # every clean, attack, OOD, reliability and corruption number of both models
 
 
 def test_the_clean_accuracy_interval_is_statsmodels_wilson_on_the_recorded_n(smoke):

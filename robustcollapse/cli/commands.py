@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -35,6 +36,16 @@ data_root_option = click.option(
 download_option = click.option(
     "--download", is_flag=True, help="Let torchvision download missing on-disk data sets, RobustBench its weights."
 )
+intervals_option = click.option(
+    "--intervals",
+    "style",
+    type=click.Choice(["pm", "bracket", "none"]),
+    default="pm",
+    show_default=True,
+    help="How numbers show their intervals: 0.640 ± 0.094 (pm), 0.640 [0.546, 0.734] (bracket) or not at all.",
+)
+
+
 model_dir_option = click.option(
     "--model-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -66,23 +77,10 @@ model_dir_option = click.option(
 @click.option("--bf16", is_flag=True, help="Evaluate under bfloat16 autocast (recorded; never gated against fp32).")
 @click.option("--channels-last", is_flag=True, help="Models in channels-last memory format (faster convs on GPUs).")
 @click.option("--shard", default=None, help="I/N: run only share I of N (0 <= I < N) of the pairs; see `merge`.")
+@intervals_option
 @friendly
 def eval(
-    suite_file: Path | None,
-    json_path: Path | None,
-    device: str,
-    data_root: Path | None,
-    download: bool,
-    model_dir: Path,
-    limit: int | None,
-    epochs: int | None,
-    models: str | None,
-    tests: str | None,
-    strict: bool,
-    quiet: bool,
-    bf16: bool,
-    channels_last: bool,
-    shard: str | None,
+    suite_file: Path | None, models: str | None, tests: str | None, strict: bool, quiet: bool, **options: Any
 ) -> None:
     """Run a suite (default suites/mnist.yaml): train missing models, evaluate, print tables, write JSON.
 
@@ -96,21 +94,14 @@ def eval(
 
     progress.set_quiet(quiet)
     progress.set_console(err_console)
+    shard, style = options["shard"], options.pop("style")
     doc, out = evaluate_file(
         suite_file or DEFAULT_SUITE,
-        json_path,
-        device=device,
-        data_root=data_root,
-        download=download,
-        model_dir=model_dir,
-        limit=limit,
-        epochs=epochs,
         models=split_list(models),
         tests=split_list(tests),
         console=console,
-        bf16=bf16,
-        channels_last=channels_last,
-        shard=shard,
+        intervals=style,
+        **options,
     )
     if not distributed.is_main():
         return
@@ -232,16 +223,6 @@ def compare(base: Path, new: Path, tolerances_file: Path | None) -> None:
         err_console.print(f"[bold red]gate failed:[/] {escape(line)}", soft_wrap=True)
     if failures:
         sys.exit(1)
-
-
-intervals_option = click.option(
-    "--intervals",
-    "style",
-    type=click.Choice(["pm", "bracket", "none"]),
-    default="pm",
-    show_default=True,
-    help="How numbers show their intervals: 0.640 ± 0.094 (pm), 0.640 [0.546, 0.734] (bracket) or not at all.",
-)
 
 
 @main.command()

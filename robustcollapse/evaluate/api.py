@@ -110,6 +110,7 @@ def evaluate_file(
     channels_last: bool = False,
     shard: str | None = None,
     model_dir: str | Path | None = None,
+    intervals: str = "pm",
 ) -> tuple[dict[str, Any], Path]:
     """Run a suite file as `robustcollapse eval` does: train missing models, evaluate, print the tables (`show`),
     write the result document to `json_path` (default results/<suite name>.json). Returns (document, its path).
@@ -117,7 +118,8 @@ def evaluate_file(
     `epochs` (a cap), `models` (names) and `tests` (ids, names or kinds) try a heavy suite cheaply; the document
     records them, and the gate never compares it with a document made without them. Under torchrun every rank
     calls this; each computes its share, rank 0 alone prints and writes (the others get the same document).
-    `shard` ("I/N") runs one share of the (model, test) pairs of a job array into its own state (see `shards`)."""
+    `shard` ("I/N") runs one share of the (model, test) pairs of a job array into its own state (see `shards`);
+    `model_dir` is where RobustBench weights are read; `intervals` how the tables show them (pm, bracket, none)."""
     overrides = Overrides(epochs, tuple(models), tuple(tests))
     suite = apply_overrides(load_suite(suite_file), overrides)
     out = Path(json_path) if json_path else default_output(suite)
@@ -132,5 +134,5 @@ def evaluate_file(
     finally:
         distributed.teardown()
     if show and shard is None and distributed.is_main():
-        print_results(doc, suite, console)
+        print_results(doc, suite, console, intervals)
     return doc, out

@@ -10,7 +10,7 @@ from pydantic import Field
 from robustcollapse.config import TestEntry
 from robustcollapse.evaluate.base import Context, TestKind, TestResult, figure_file
 from robustcollapse.metrics import samples
-from robustcollapse.metrics.calibration import calibration_report, per_example
+from robustcollapse.metrics.calibration import calibration_report, class_probabilities, per_example
 from robustcollapse.registry import register
 
 
@@ -73,14 +73,17 @@ class Clean(TestKind):
             "cal/mce": rep["mce"],
             "cal/cwece": rep["cwece"],
         }
-        arrays = per_example(p.logits, p.y)
+        arrays = per_example(p.logits, p.y) | class_probabilities(p.logits, "p") | {"label": p.y.double()}
+        classes = [f"p{k}" for k in range(p.logits.shape[1])]
         evidence = {
             "clean/acc": samples.proportion("hit"),
             "clean/nll": samples.mean("nll"),
             "clean/brier": samples.mean("brier"),
             "clean/mean_conf": samples.mean("conf"),
             "cal/ece": samples.ece("conf", "hit", params.bins),
+            "cal/aece": samples.adaptive_ece("conf", "hit", params.bins),
             "cal/mce": samples.mce("conf", "hit", params.bins),
+            "cal/cwece": samples.classwise_ece(classes, "label", params.bins),
         }
         if ctx.temperature is not None:  # the same metrics of softmax(logits / T), beside the raw ones
             scaled = calibration_report(p.logits / ctx.temperature, p.y, n_bins=params.bins)
@@ -89,10 +92,13 @@ class Clean(TestKind):
             metrics.update({f"cal/ts/{k}": scaled[k] for k in ("ece", "aece", "mce", "cwece")})
             details["reliability_ts"] = scaled["reliability"]
             arrays |= {f"ts_{k}": v for k, v in per_example(p.logits / ctx.temperature, p.y).items() if k != "hit"}
+            arrays |= class_probabilities(p.logits / ctx.temperature, "ts_p")
             evidence |= {
                 "clean/ts/nll": samples.mean("ts_nll"),
                 "clean/ts/brier": samples.mean("ts_brier"),
                 "cal/ts/ece": samples.ece("ts_conf", "hit", params.bins),
+                "cal/ts/aece": samples.adaptive_ece("ts_conf", "hit", params.bins),
                 "cal/ts/mce": samples.mce("ts_conf", "hit", params.bins),
+                "cal/ts/cwece": samples.classwise_ece([f"ts_{c}" for c in classes], "label", params.bins),
             }
         return TestResult(metrics, details=details, samples=evidence, arrays=arrays)

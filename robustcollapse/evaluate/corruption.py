@@ -23,7 +23,7 @@ from robustcollapse.data.corrupted import corrupted_folder, read_corrupted
 from robustcollapse.distributed import map_chunks
 from robustcollapse.evaluate.base import Context, TestKind, TestResult, figure_file
 from robustcollapse.metrics import samples
-from robustcollapse.metrics.calibration import calibration_report
+from robustcollapse.metrics.calibration import calibration_report, per_example
 from robustcollapse.metrics.samples import Sample
 from robustcollapse.metrics.spec import MetricSpec, declare
 from robustcollapse.models.forward import forward_batch
@@ -166,6 +166,7 @@ class Corruption(TestKind):
         metrics: dict[str, float] = {f"{params.prefix}/clean/acc": clean_acc}
         cells = [(c, s) for c in names for s in params.severities]
         hits: dict[tuple[str, int], torch.Tensor] = {}
+        terms: dict[tuple[str, int], dict[str, torch.Tensor]] = {}
         for name, s in iterate(cells, f"{len(names)} corruptions x {len(params.severities)} severities", "cells"):
             if folder is not None:
                 split = read_corrupted(folder, name, s, n).to(ctx.test_split.x.device)
@@ -174,27 +175,51 @@ class Corruption(TestKind):
                 logits, y = _generated_logits(ctx, params, name, s, n), clean_y
             metrics.update(_cell_metrics(logits, y, f"{params.prefix}/{name}/{s}", params.bins, ctx.temperature))
             hits[name, s] = (logits.argmax(1) == y).cpu()
+            terms[name, s] = _cell_terms(logits, y, ctx.temperature)
             if s == params.severities[-1]:
                 levels = [metrics[f"{params.prefix}/{name}/{v}/acc"] for v in params.severities]
                 metrics[f"{params.prefix}/{name}/acc"] = _mean(levels)
         metrics.update(_group_means(metrics, params, names, clean_acc, ctx.temperature is not None))
         details.update({"n": n, "corruptions": names, "severities": params.severities})
-        evidence, arrays = _evidence(params, names, (clean_pass.logits[:n].argmax(1) == clean_y).cpu(), hits)
+        evidence, arrays = _evidence(params, names, (clean_pass.logits[:n].argmax(1) == clean_y).cpu(), hits, terms)
         return TestResult(metrics, details, samples=evidence, arrays=arrays)
 
 
+def _cell_terms(logits: torch.Tensor, y: torch.Tensor, temperature: float | None) -> dict[str, torch.Tensor]:
+    """Each image's confidence and NLL in one cell (and of softmax(logits / T)): the evidence behind its NLL and ECE."""
+    raw = per_example(logits, y)
+    out = {"conf": raw["conf"].cpu(), "nll": raw["nll"].cpu()}
+    if temperature is not None:
+        scaled = per_example(logits / temperature, y)
+        out |= {"ts_conf": scaled["conf"].cpu(), "ts_nll": scaled["nll"].cpu()}
+    return out
+
+
 def _evidence(
-    params: CorruptionParams, names: list[str], clean: torch.Tensor, hits: dict[tuple[str, int], torch.Tensor]
+    params: CorruptionParams,
+    names: list[str],
+    clean: torch.Tensor,
+    hits: dict[tuple[str, int], torch.Tensor],
+    terms: dict[tuple[str, int], dict[str, torch.Tensor]],
 ) -> tuple[dict[str, Sample], dict[str, torch.Tensor]]:
-    """The evidence behind the accuracies: each cell's correctness (a proportion), and for a corruption's and a
-    group's mean accuracy each image's fraction of cells it survives (every cell holds the same n images, so the
-    mean of that fraction is the mean of the cell accuracies; its interval is bootstrapped over images)."""
+    """The evidence behind every number: each cell's correctness (a proportion), its images' NLL (a mean) and
+    confidence and correctness (its ECE); for a corruption's and a group's mean accuracy each image's fraction of
+    cells it survives (every cell holds the same n images, so the mean of that fraction is the mean of the cell
+    accuracies; its interval is bootstrapped over images), and for a group's mean ECE every cell's confidence and
+    correctness, resampled together."""
     pre = params.prefix
     arrays: dict[str, torch.Tensor] = {"clean": clean}
     evidence = {f"{pre}/clean/acc": samples.proportion("clean")}
     for (name, s), hit in hits.items():
-        arrays[f"{name}/{s}"] = hit
-        evidence[f"{pre}/{name}/{s}/acc"] = samples.proportion(f"{name}/{s}")
+        cell = f"{name}/{s}"
+        arrays[cell] = hit
+        evidence[f"{pre}/{cell}/acc"] = samples.proportion(cell)
+        for key, values in terms[name, s].items():
+            arrays[f"{cell}:{key}"] = values
+        for scaled in ["", "ts_"] if "ts_conf" in terms[name, s] else [""]:
+            folder = f"{pre}/{cell}/{'ts/' if scaled else ''}"
+            evidence[f"{folder}nll"] = samples.mean(f"{cell}:{scaled}nll")
+            evidence[f"{folder}ece"] = samples.ece(f"{cell}:{scaled}conf", cell, params.bins)
     for name in names:
         arrays[name] = torch.stack([hits[name, s] for s in params.severities]).double().mean(0)
         evidence[f"{pre}/{name}/acc"] = samples.mean(name)
@@ -204,6 +229,9 @@ def _evidence(
             arrays[f"group:{group}"] = torch.stack([arrays[c] for c in present]).mean(0)
             evidence[f"{pre}/{group}/acc"] = samples.mean(f"group:{group}")
             evidence[f"{pre}/{group}/rel_drop"] = samples.relative_drop("clean", f"group:{group}")
+            for scaled in ["", "ts_"] if f"{present[0]}/{params.severities[0]}:ts_conf" in arrays else [""]:
+                pairs = [(f"{c}/{s}:{scaled}conf", f"{c}/{s}") for c in present for s in params.severities]
+                evidence[f"{pre}/{group}/{'ts/' if scaled else ''}ece"] = samples.mean_ece(pairs, params.bins)
     return evidence, arrays
 
 

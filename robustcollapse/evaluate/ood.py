@@ -85,6 +85,19 @@ def _evidence(
     evidence |= {f"ood/{pair}/{k}": samples.ood(k, f"{pair}/id", f"{pair}/ood") for k in samples.OOD_STATISTICS}
 
 
+def _group_means(
+    groups: dict[str, list[str]], detectors: list[str], metrics: dict[str, float], evidence: dict[str, samples.Sample]
+) -> None:
+    """The near- and far-OOD means of each detector's AUROC and FPR@95 over the group's sets, and their evidence."""
+    for group, members in groups.items():
+        for name in detectors if members else []:
+            for metric in ("auroc", "fpr95"):
+                values = [metrics[f"ood/{s}/{name}/{metric}"] for s in members]
+                metrics[f"ood/{group}/{name}/{metric}"] = sum(values) / len(values)
+                pairs = [(f"{s}/{name}/id", f"{s}/{name}/ood") for s in members]
+                evidence[f"ood/{group}/{name}/{metric}"] = samples.ood_mean(metric, pairs)
+
+
 def ood_images(ctx: Context, name: str, n: int) -> torch.Tensor:
     """Up to n float images of an OOD set, in the in-distribution shape, on the context's device."""
     shape = ctx.data.image_shape
@@ -189,12 +202,7 @@ class Ood(TestKind):
                 metrics.update({f"ood/{set_name}/{name}/{k}": v for k, v in report.items()})
                 _evidence(f"{set_name}/{name}", id_scores[name], ood_scores, arrays, evidence)
                 roc.setdefault(set_name, {})[name] = roc_points(id_scores[name], ood_scores)
-        for group, members in groups.items():
-            for name in detectors:
-                for metric in ("auroc", "fpr95"):
-                    if members:
-                        values = [metrics[f"ood/{s}/{name}/{metric}"] for s in members]
-                        metrics[f"ood/{group}/{name}/{metric}"] = sum(values) / len(values)
+        _group_means(groups, list(detectors), metrics, evidence)
         details = {
             "convention": "OOD is the positive class; higher score = more OOD; FPR@95TPR = fraction of "
             "in-distribution samples flagged at the threshold catching 95% of OOD samples",

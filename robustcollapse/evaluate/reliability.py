@@ -12,6 +12,7 @@ from pydantic import Field
 from robustcollapse.config import MAX_EXAMPLES, TestEntry
 from robustcollapse.data import to_float
 from robustcollapse.evaluate.base import Context, TestKind, TestResult, frozen
+from robustcollapse.metrics import samples
 from robustcollapse.metrics.reliability import aurc, class_gaussian_scores, misclassification_auroc, risk_coverage
 from robustcollapse.metrics.spec import MetricSpec, declare
 from robustcollapse.registry import register
@@ -74,7 +75,18 @@ class Reliability(TestKind):
             "wrong": int((~correct).sum()),
             "risk_coverage": {"coverage": coverage[::step].tolist(), "risk": risk[::step].tolist()},
         }
-        return TestResult(metrics, details)
+        hit = correct.cpu()
+        arrays = {"correct": hit, "wrong": ~hit, "msp": msp.cpu(), "neg_distance": -distance.double().cpu()}
+        for name, score in (("msp", -arrays["msp"]), ("mahalanobis", -arrays["neg_distance"])):
+            arrays[f"{name}/correct"], arrays[f"{name}/wrong"] = score[hit], score[~hit]
+        evidence = {  # the misclassification AUROCs: wrong is the positive class, correct and wrong resampled apart
+            "rel/mahalanobis/auroc": samples.ood("auroc", "mahalanobis/correct", "mahalanobis/wrong"),
+            "rel/msp/auroc": samples.ood("auroc", "msp/correct", "msp/wrong"),
+            "rel/msp/aurc": samples.risk_coverage_area("msp", "correct"),
+            "rel/mahalanobis/aurc": samples.risk_coverage_area("neg_distance", "correct"),
+            "rel/error": samples.proportion("wrong"),
+        }
+        return TestResult(metrics, details, samples=evidence, arrays=arrays)
 
 
 class DeepFoolParams(TestEntry):

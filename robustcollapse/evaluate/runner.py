@@ -38,6 +38,7 @@ from robustcollapse.io import (
     remove_stale_temporaries,
     write_json,
 )
+from robustcollapse.metrics.intervals import wilson
 from robustcollapse.models.checkpoint import sidecar_path
 from robustcollapse.models.robustbench import DEFAULT_MODEL_DIR
 from robustcollapse.models.zoo import checkpoint_path, model_view, recipe_groups, resolved_recipe
@@ -350,6 +351,7 @@ def run_test(
     console.print(f"[dim]✓ {escape(model)} / {escape(test_id)} ({seconds:.1f} s)[/]")
     for warning in result.details.get("warnings", []):
         console.print(f"warning: {model} / {test_id}: {warning}", style="yellow", markup=False)
+    rate_intervals(result.flags, confidence)
     return {
         "metrics": result.metrics,
         "details": result.details,
@@ -357,6 +359,14 @@ def run_test(
         "seconds": seconds,
         **result.uncertainty(confidence, seed),
     }
+
+
+def rate_intervals(flags: dict[str, Any], confidence: float) -> None:
+    """Beside each honesty check's count of n points, the Wilson interval of its rate (`interval`): how sure the
+    rate is that the check compares with its chance threshold."""
+    for found in flags.get("checks", {}).values():
+        if isinstance(found.get("count"), int) and found.get("n"):
+            found["interval"] = list(wilson(found["count"], found["n"], confidence))
 
 
 def finish(doc: dict[str, Any], tests: dict[str, TestEntry]) -> None:

@@ -129,6 +129,12 @@ def per_example(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.T
     }
 
 
+def class_probabilities(logits: torch.Tensor, prefix: str) -> dict[str, torch.Tensor]:
+    """Each class's softmax probability per example, as arrays `<prefix><k>`: the evidence behind classwise ECE."""
+    probs = F.softmax(logits.double(), dim=1)
+    return {f"{prefix}{k}": probs[:, k] for k in range(probs.shape[1])}
+
+
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """Temperature scaling (Guo et al. 2017): the T > 0 minimising the NLL of softmax(logits / T) on held-out data.
 

@@ -3,19 +3,12 @@ same examples are compared on.
 
 A test kind gives each metric it can put an interval on a `Sample`: the name of a batched statistic and the names of
 the per-example arrays it is computed from (in the test's pool of arrays, so arrays shared by several metrics, e.g.
-the OOD scores behind AUROC, AUPR and FPR@95, are stored once). The arrays are in one or two groups: one group is
-resampled jointly (an accuracy: one correctness bit per example; ECE: confidence and correctness per example); two
-groups are resampled each on its own (an OOD metric: the in-distribution and the OOD examples, a stratified
-bootstrap). The document stores the pool compactly (bits as hex, floats as base64 float32) under `samples`.
+the OOD scores behind AUROC, AUPR and FPR@95, are stored once). The arrays of a group are resampled jointly (an
+accuracy: one correctness bit per example; ECE: confidence and correctness per example); several groups are
+resampled each on its own (an OOD metric: the in-distribution and the OOD examples, a stratified bootstrap).
+The document stores the pool compactly (bits as hex, floats as base64 float32) under `samples`.
 
-Statistics: `proportion` (a mean of 0/1 outcomes: Wilson interval, McNemar between models), `mean` (a mean of
-per-example values), `ece:B` and `mce:B` (expected and maximum calibration error over B equal-width bins), `aece:B`
-(equal-mass bins), `cwece:B` (classwise), `ece_mean:B` (the mean ECE of cells on the same examples), `rel_drop`,
-the two-group OOD metrics `auroc`, `aupr_in`, `aupr_out`, `fpr95` (conventions of `metrics.ood`: OOD positive,
-higher score = more OOD, non-finite scores already mapped to finite extremes) and `ood_mean:<metric>`, their mean
-over several OOD sets. Every batched statistic takes arrays of shape (R, n) and
-returns (R,), and equals its one-sample counterpart at R = 1 (tests hold it to `calibration_report`, scikit-learn
-and `metrics.ood`)."""
+The batched statistics themselves are in `statistics.py`."""
 
 from __future__ import annotations
 
@@ -23,7 +16,6 @@ import base64
 import hashlib
 import math
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +23,6 @@ import numpy as np
 import torch
 
 from robustcollapse.metrics.intervals import (
-    batched_mean,
     bootstrap_distribution,
     mcnemar_exact,
     paired_difference_interval,
@@ -39,8 +30,8 @@ from robustcollapse.metrics.intervals import (
     percentiles,
     wilson,
 )
+from robustcollapse.metrics.statistics import OOD_STATISTICS, statistic_of
 
-OOD_STATISTICS = ("auroc", "aupr_in", "aupr_out", "fpr95")
 RESAMPLES = 1000  # bootstrap resamples per interval: the percentile endpoints move by ~1% of the width between seeds
 
 
@@ -96,6 +87,11 @@ def mean_ece(pairs: list[tuple[str, str]], bins: int) -> Sample:
     return Sample(f"ece_mean:{bins}", (tuple(name for pair in pairs for name in pair),))
 
 
+def risk_coverage_area(confidence: str, correct: str) -> Sample:
+    """AURC: the mean over k of the error rate of the k most confident examples (`reliability.aurc`)."""
+    return Sample("aurc", ((confidence, correct),))
+
+
 def relative_drop(clean: str, shifted: str) -> Sample:
     """(mean(clean) - mean(shifted)) / mean(clean) of two per-example arrays of the same examples (0 when the
     clean mean is 0, as the corruption test writes it)."""
@@ -109,169 +105,13 @@ def ood(statistic: str, id_scores: str, ood_scores: str) -> Sample:
     return Sample(statistic, ((id_scores,), (ood_scores,)))
 
 
-def ood_mean(statistic: str, id_scores: str, ood_scores: list[str]) -> Sample:
-    """The mean of an OOD metric over several OOD sets against the same in-distribution scores (the near- and
-    far-OOD means): one group per set, the in-distribution group resampled once and shared by every set."""
+def ood_mean(statistic: str, pairs: list[tuple[str, str]]) -> Sample:
+    """The mean of an OOD metric over several OOD sets scored against the same in-distribution examples (the near-
+    and far-OOD means), from each set's (in-distribution, OOD) score arrays: the in-distribution arrays form one
+    group, resampled jointly (the same examples under every set), each set's OOD scores a group of its own."""
     if statistic not in OOD_STATISTICS:
         raise ValueError(f"unknown OOD statistic {statistic!r}")
-    return Sample(f"ood_mean:{statistic}", ((id_scores,), *((name,) for name in ood_scores)))
-
-
-# ----------------------------------------------------------------------------------------- batched statistics
-
-
-def _binned(conf: torch.Tensor, hit: torch.Tensor, bins: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per row and equal-width bin (bin b holds (b/B, (b+1)/B]): the sum of hit - conf and the count."""
-    conf = conf.to(torch.float64)
-    index = (torch.ceil(conf * bins) - 1).clamp(0, bins - 1).long()
-    gaps = torch.zeros(conf.shape[0], bins, dtype=torch.float64, device=conf.device)
-    counts = torch.zeros_like(gaps)
-    gaps.scatter_add_(1, index, hit.to(torch.float64) - conf)
-    counts.scatter_add_(1, index, torch.ones_like(conf))
-    return gaps, counts
-
-
-def _ece(bins: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    def statistic(conf: torch.Tensor, hit: torch.Tensor) -> torch.Tensor:
-        gaps, _ = _binned(conf, hit, bins)
-        return gaps.abs().sum(-1) / conf.shape[-1]
-
-    return statistic
-
-
-def _mce(bins: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    def statistic(conf: torch.Tensor, hit: torch.Tensor) -> torch.Tensor:
-        gaps, counts = _binned(conf, hit, bins)
-        return torch.where(counts > 0, gaps.abs() / counts.clamp_min(1), 0).max(dim=-1).values
-
-    return statistic
-
-
-def _aece(bins: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Per row, the edges are the row's confidence quantiles i/B (linear interpolation, as torch.quantile) and a
-    confidence goes to the first bin whose upper edge it does not exceed; tied edges leave empty bins, which add
-    nothing, so the value equals `calibration.adaptive_ece` (which drops them)."""
-
-    def statistic(conf: torch.Tensor, hit: torch.Tensor) -> torch.Tensor:
-        conf = conf.to(torch.float64)
-        n = conf.shape[-1]
-        ordered = conf.sort(dim=-1).values
-        position = torch.arange(1, bins, dtype=torch.float64, device=conf.device) / bins * (n - 1)
-        below = position.floor().long()
-        above = (below + 1).clamp(max=n - 1)
-        frac = position - below
-        lo, hi = ordered[..., below], ordered[..., above]
-        edges = (lo + frac * (hi - lo)).contiguous()
-        index = torch.searchsorted(edges, conf.contiguous(), right=False)
-        gaps = torch.zeros(conf.shape[0], bins, dtype=torch.float64, device=conf.device)
-        gaps.scatter_add_(1, index, hit.to(torch.float64) - conf)
-        return gaps.abs().sum(-1) / n
-
-    return statistic
-
-
-def _cwece(bins: int) -> Callable[..., torch.Tensor]:
-    def statistic(*arrays: torch.Tensor) -> torch.Tensor:
-        *probs, label = arrays
-        each = [_ece(bins)(p, label == k) for k, p in enumerate(probs)]
-        return torch.stack(each).mean(0)
-
-    return statistic
-
-
-def _ece_mean(bins: int) -> Callable[..., torch.Tensor]:
-    def statistic(*arrays: torch.Tensor) -> torch.Tensor:
-        cells = [_ece(bins)(arrays[i], arrays[i + 1]) for i in range(0, len(arrays), 2)]
-        return torch.stack(cells).mean(0)
-
-    return statistic
-
-
-def _ood_mean(column: int) -> Callable[..., torch.Tensor]:
-    def statistic(id_scores: torch.Tensor, *ood_scores: torch.Tensor) -> torch.Tensor:
-        return torch.stack([_ood_all(id_scores, o)[..., column] for o in ood_scores]).mean(0)
-
-    return statistic
-
-
-def _relative_drop(clean: torch.Tensor, shifted: torch.Tensor) -> torch.Tensor:
-    base = batched_mean(clean)
-    return torch.where(base > 0, (base - batched_mean(shifted)) / base.clamp_min(1e-300), 0.0)
-
-
-def _ood_all(id_scores: torch.Tensor, ood_scores: torch.Tensor) -> torch.Tensor:
-    """AUROC, AUPR-In, AUPR-Out and FPR@95 (columns in `OOD_STATISTICS` order) of each row, from one sort.
-
-    AUROC is the Mann-Whitney form (ID below plus half the tied ID, over n_id * n_ood); AUPR the mean over the
-    positives of the precision at their score (scikit-learn's step-wise average precision); FPR@95 the fraction of
-    ID scores >= the k-th largest OOD score, k = ceil(0.95 * n_ood). With the scores of a row sorted, cumulative
-    counts of OOD examples up to a position give every count a threshold needs; ties (`_tied_counts`) are counted
-    in full, as a threshold at that score counts them."""
-    n_id, n_ood = id_scores.shape[-1], ood_scores.shape[-1]
-    n = n_id + n_ood
-    ordered, order = torch.cat([id_scores, ood_scores], dim=-1).sort(dim=-1)
-    is_ood = order >= n_id  # the sorted positions that hold OOD examples
-    label = is_ood.to(torch.float64)
-    ood_before = label.cumsum(-1) - label
-    k = math.ceil(0.95 * n_ood - 1e-9)
-    if not bool((ordered[..., 1:] != ordered[..., :-1]).all()):
-        return _tied_counts(ordered, is_ood, n_id, k)
-    index = torch.arange(n, device=ordered.device, dtype=torch.float64)
-    auroc = ((label * index).sum(-1) - n_ood * (n_ood - 1) / 2) / (n_id * n_ood)  # the OOD examples' rank sum
-    aupr_out = (label * (n_ood - ood_before) / (n - index)).sum(-1) / n_ood
-    aupr_in = ((1 - label) * (index + 1 - ood_before - label) / (index + 1)).sum(-1) / n_id
-    threshold = is_ood & (n_ood - ood_before == k)  # the k-th largest OOD score: ID above it = n - j - k
-    fpr = ((n - index - k) * threshold).sum(-1) / n_id
-    return torch.stack([auroc, aupr_in, aupr_out, fpr], dim=-1)
-
-
-def _tied_counts(ordered: torch.Tensor, is_ood: torch.Tensor, n_id: int, k: int) -> torch.Tensor:
-    """`_ood_all` for rows with tied scores: for each example, `start` and `end` are the first and last positions
-    of its run of equal scores, and the counts are taken at the run's edges (AUROC from mid-ranks)."""
-    n = ordered.shape[-1]
-    n_ood = n - n_id
-    index = torch.arange(n, device=ordered.device).expand_as(ordered)
-    first = torch.ones_like(is_ood)
-    first[..., 1:] = ordered[..., 1:] != ordered[..., :-1]
-    last = torch.ones_like(first)
-    last[..., :-1] = first[..., 1:]
-    start = torch.where(first, index, 0).cummax(dim=-1).values
-    end = torch.where(last, index, n).flip(-1).cummin(dim=-1).values.flip(-1)
-    label = is_ood.to(torch.float64)
-    ood_upto = torch.cat([torch.zeros_like(label[..., :1]), label.cumsum(-1)], dim=-1)  # OOD in positions < i
-    ood_below, ood_through = ood_upto.gather(-1, start), ood_upto.gather(-1, end + 1)
-    first_pos, last_pos = start.to(torch.float64), end.to(torch.float64)
-    midrank = (first_pos + last_pos) / 2 + 1
-    auroc = ((label * midrank).sum(-1) - n_ood * (n_ood + 1) / 2) / (n_id * n_ood)
-    aupr_out = (label * (n_ood - ood_below) / (n - first_pos)).sum(-1) / n_ood
-    aupr_in = ((1 - label) * (last_pos + 1 - ood_through) / (last_pos + 1)).sum(-1) / n_id
-    id_below = first_pos - ood_below
-    catching = is_ood & (n_ood - ood_below >= k)  # thresholds at these OOD scores catch >= k of the OOD
-    fpr = torch.where(catching, n_id - id_below, float(n_id)).min(dim=-1).values / n_id
-    return torch.stack([auroc, aupr_in, aupr_out, fpr], dim=-1)
-
-
-def statistic_of(name: str) -> Callable[..., torch.Tensor]:
-    """The batched statistic called `name`."""
-    if name in ("proportion", "mean"):
-        return batched_mean
-    if name.startswith("ece:"):
-        return _ece(int(name.split(":", 1)[1]))
-    if name.startswith("mce:"):
-        return _mce(int(name.split(":", 1)[1]))
-    if name == "rel_drop":
-        return _relative_drop
-    kind, _, arg = name.partition(":")
-    if kind in ("aece", "cwece", "ece_mean"):
-        return {"aece": _aece, "cwece": _cwece, "ece_mean": _ece_mean}[kind](int(arg))
-    if kind == "ood_mean" and arg in OOD_STATISTICS:
-        return _ood_mean(OOD_STATISTICS.index(arg))
-    if name == "ood":
-        return _ood_all
-    if name not in OOD_STATISTICS:
-        raise ValueError(f"unknown statistic {name!r}")
-    column = OOD_STATISTICS.index(name)
-    return lambda id_scores, ood_scores: _ood_all(id_scores, ood_scores)[..., column]
+    return Sample(f"ood_mean:{statistic}", (tuple(i for i, _ in pairs), *((o,) for _, o in pairs)))
 
 
 # ------------------------------------------------------------------------------------------------ the pool

@@ -145,17 +145,14 @@ def build_external(
     kwargs = dict(entry.kwargs)
     label = entry.source
     zoo_files: list[Path] = []
+    if instance is None and entry.robustbench:
+        instance, zoo_files = load_robustbench(
+            entry.robustbench, entry.dataset, entry.threat_model, model_dir, download
+        )
     if instance is not None:
 
         def factory(**kw: Any) -> nn.Module:
             return instance
-    elif entry.robustbench:
-        zoo_model, zoo_files = load_robustbench(
-            entry.robustbench, entry.dataset, entry.threat_model, Path(model_dir), download
-        )
-
-        def factory(**kw: Any) -> nn.Module:
-            return zoo_model
     elif entry.module:
         factory = import_factory(entry.module, search_dir)
     elif entry.timm:
@@ -175,13 +172,7 @@ def build_external(
         raise UserError(f"model {entry.name!r}: {label} returned a {type(module).__name__}, not an nn.Module")
     weights_path = Path(entry.weights) if entry.weights else None
     if weights_path is not None:
-        state = load_state_dict_file(weights_path)
-        result = _load(module, state, weights_path)
-        if result.missing_keys or result.unexpected_keys:
-            raise UserError(
-                f"model {entry.name!r}: {weights_path} does not fit {label}: missing {result.missing_keys[:3]}, "
-                f"unexpected {result.unexpected_keys[:3]}"
-            )
+        _load(module, load_state_dict_file(weights_path), weights_path, f"model {entry.name!r}: ", label)
     features = entry.features or last_linear(module)
     if features is None or features not in dict(module.named_modules()):
         known = [n for n, _ in module.named_modules() if n][-5:]
@@ -191,9 +182,15 @@ def build_external(
     return ExternalClassifier(module, tuple(norm.mean), tuple(norm.std), features).eval(), files
 
 
-def _load(module: nn.Module, state: dict[str, torch.Tensor], path: Path) -> Any:
+def _load(module: nn.Module, state: dict[str, torch.Tensor], path: Path, who: str, label: str) -> None:
+    """Load weights into the module: a size mismatch, or keys missing or unexpected, is one line (`who` starts it)."""
     try:
-        return module.load_state_dict(state, strict=False)
+        result = module.load_state_dict(state, strict=False)
     except RuntimeError as exc:
         detail = next((ln.strip() for ln in str(exc).splitlines() if "size mismatch" in ln), str(exc).splitlines()[-1])
         raise UserError(f"{path}: {detail}") from None
+    if result.missing_keys or result.unexpected_keys:
+        raise UserError(
+            f"{who}{path} does not fit {label}: missing {result.missing_keys[:3]}, "
+            f"unexpected {result.unexpected_keys[:3]}"
+        )

@@ -173,3 +173,24 @@ def test_temperature_scaled_cells_divide_the_logits_by_the_fitted_temperature():
     assert m["shift/mean/ts/ece"] == pytest.approx(sum(scaled_eces) / len(scaled_eces), abs=1e-6)
     ctx.temperature = None
     assert not [k for k in Corruption.run(ctx, params).metrics if "/ts/" in k]  # no temperature, no scaled keys
+
+
+def test_every_corruption_number_has_evidence_that_reproduces_it():
+    """Each metric's sample, evaluated once on the recorded arrays, gives the metric itself (so its interval is
+    the interval of that number), for every key: cell accuracy, NLL and ECE, raw and scaled, and the group means."""
+    from robustcollapse.metrics import samples
+
+    x, y = images()
+    params = CorruptionParams(
+        kind="corruption", corruptions=["brightness", "contrast"], severities=[1, 3, 5], n_examples=20, bins=10
+    )
+    ctx = context("rgb", x, y)
+    ctx.temperature = 2.5
+    result = Corruption.run(ctx, params)
+    assert set(result.samples) == set(result.metrics)
+    for key, sample in result.samples.items():
+        arrays = [result.arrays[name][None] for group in sample.groups for name in group]
+        value = float(samples.statistic_of(sample.statistic)(*arrays)[0])
+        assert value == pytest.approx(result.metrics[key], abs=1e-9), key
+    assert result.samples["shift/mean/ts/ece"].statistic == "ece_mean:10"
+    assert len(result.samples["shift/mean/ts/ece"].groups[0]) == 2 * 2 * 3  # every cell's confidence and hits

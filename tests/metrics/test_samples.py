@@ -209,7 +209,7 @@ def test_batched_mean_ece_and_ood_means_are_the_means_of_their_parts():
     assert torch.allclose(got, each.mean(0), atol=1e-15, rtol=0)
     id_s, sets = rows(60), [rows(40) + 0.5, rows(50) + 1.0]
     for name in samples.OOD_STATISTICS:
-        mean_of = samples.statistic_of(f"ood_mean:{name}")(id_s, *sets)
+        mean_of = samples.statistic_of(f"ood_mean:{name}")(id_s, id_s, *sets)
         parts = torch.stack([samples.statistic_of(name)(id_s, o) for o in sets]).mean(0)
         assert torch.allclose(mean_of, parts, atol=1e-15, rtol=0), name
 

@@ -175,9 +175,16 @@ def check_names() -> tuple[str, ...]:
 
 
 def finding(count: int, m: int, limit: int, **extra: Any) -> Finding:
-    """A check's result: `value` the fraction of points showing the symptom, `threshold` the fraction above which
-    it fires, `flag` whether it fired."""
-    return {"flag": count > limit, "value": count / max(m, 1), "threshold": limit / max(m, 1), "count": count, **extra}
+    """A check's result: `value` the fraction of the `n` points showing the symptom (`count` of them), `threshold`
+    the fraction above which it fires, `flag` whether it fired."""
+    return {
+        "flag": count > limit,
+        "value": count / max(m, 1),
+        "threshold": limit / max(m, 1),
+        "count": count,
+        "n": m,
+        **extra,
+    }
 
 
 def skipped(reason: str) -> Finding:
