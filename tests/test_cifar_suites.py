@@ -30,14 +30,14 @@ def test_cifar_suite_end_to_end(workdir):
     write_cifar100(root, n_train=100, n_test=40)
     write_svhn(root)
     export = ("corrupt", "cifar10", "--export", str(root / "CIFAR-10-C"), "--data-root", str(root), "--device", "cpu")
-    invoke(*export, "--limit", "12")  # the images the eval's --limit 12 reads
+    invoke(*export, "--limit", "6")  # the images the eval's --limit 6 reads
     # every test kind; of the three attack tests the L2 one (AutoAttack's official budgets are minutes on a CPU)
     kept = "clean,collapse,attack-l2,corruption,cifar10-c,ood"
-    run = ("eval", "suites/cifar.yaml", "--data-root", str(root), "--limit", "12", "--epochs", "1", "--device", "cpu")
+    run = ("eval", "suites/cifar.yaml", "--data-root", str(root), "--limit", "6", "--epochs", "1", "--device", "cpu")
     run = (*run, "--tests", kept)
     result = invoke(*run)
     doc = json.loads(Path("results/cifar.json").read_text())
-    assert doc["status"] == "complete" and doc["overrides"] == {"limit": 12, "epochs": 1, "tests": kept.split(",")}
+    assert doc["status"] == "complete" and doc["overrides"] == {"limit": 6, "epochs": 1, "tests": kept.split(",")}
     for model in ("baseline", "binary"):
         m = doc["metrics"][model]
         assert set(doc["timings"][model]) == set(kept.split(","))
@@ -61,7 +61,7 @@ def test_cifar_suite_end_to_end(workdir):
         assert doc["models"][model]["temperature"]["n"] == 20  # 10 % of the 200 training images, held out
         assert len(doc["models"][model]["history"]) == 1
         assert doc["details"][model]["ood"]["n_ood"] == dict.fromkeys(
-            ["cifar100", "svhn", "textures", "gaussian_noise", "uniform_noise"], 12
+            ["cifar100", "svhn", "textures", "gaussian_noise", "uniform_noise"], 6
         )  # --limit bounds the OOD sets as well as the in-distribution images
     # the exported files are the generated corruptions: the same accuracies from both sources
     base = doc["metrics"]["baseline"]

@@ -71,7 +71,7 @@ def test_each_numbers_evidence_in_the_document_gives_back_the_number(smoke):
     _, doc, _ = smoke
     checked = 0
     for model, tests in doc["samples"].items():
-        for test_id, stored in tests.items():
+        for stored in tests.values():
             pool = {name: samples.decode(record) for name, record in stored["arrays"].items()}
             for key, record in stored["keys"].items():
                 sample = samples.Sample.read(record)
