@@ -88,13 +88,15 @@ def _ece_mean(bins: int) -> Callable[..., torch.Tensor]:
     return statistic
 
 
-def _ood_mean(column: int) -> Callable[..., torch.Tensor]:
-    def statistic(*arrays: torch.Tensor) -> torch.Tensor:
-        sets = len(arrays) // 2  # the sets' in-distribution scores, then their OOD scores
-        pairs = zip(arrays[:sets], arrays[sets:], strict=True)
-        return torch.stack([_ood_all(i, o)[..., column] for i, o in pairs]).mean(0)
+def _ood_means(*arrays: torch.Tensor) -> torch.Tensor:
+    """The four OOD metrics' means over sets, (R, 4): the sets' in-distribution scores, then their OOD scores."""
+    sets = len(arrays) // 2
+    pairs = zip(arrays[:sets], arrays[sets:], strict=True)
+    return torch.stack([_ood_all(i, o) for i, o in pairs]).mean(0)
 
-    return statistic
+
+def _ood_mean(column: int) -> Callable[..., torch.Tensor]:
+    return lambda *arrays: _ood_means(*arrays)[..., column]
 
 
 def _aurc(confidence: torch.Tensor, correct: torch.Tensor) -> torch.Tensor:
@@ -176,8 +178,8 @@ def statistic_of(name: str) -> Callable[..., torch.Tensor]:
     kind, _, arg = name.partition(":")
     if kind in ("aece", "cwece", "ece_mean"):
         return {"aece": _aece, "cwece": _cwece, "ece_mean": _ece_mean}[kind](int(arg))
-    if kind == "ood_mean" and arg in OOD_STATISTICS:
-        return _ood_mean(OOD_STATISTICS.index(arg))
+    if kind == "ood_mean":
+        return _ood_mean(OOD_STATISTICS.index(arg)) if arg else _ood_means
     if name == "ood":
         return _ood_all
     if name not in OOD_STATISTICS:
