@@ -21,8 +21,8 @@ import torch
 
 from robustcollapse import registry
 from robustcollapse.attacks import chance_limit, eps_label
+from robustcollapse.evaluate.base import TestResult
 from robustcollapse.metrics import samples
-from robustcollapse.metrics.intervals import wilson
 
 
 def acc_key(prefix: str, name: str, norm: str, eps: float) -> str:
@@ -99,15 +99,18 @@ def _worst_across(
     shared = min(len(mask) for mask in worsts)
     robust = torch.stack([mask[:shared] for mask in worsts]).all(0)
     key = across_key(norm, eps)
-    doc["metrics"][model][key] = float(robust.double().mean())
+    result = TestResult(
+        {key: float(robust.double().mean())}, samples={key: samples.proportion(key)}, arrays={key: robust}
+    )
+    found = result.uncertainty(float(doc["suite"].get("confidence", 0.95)), int(doc["suite"].get("seed", 0)))
+    doc["metrics"][model].update(result.metrics)
     record = doc["details"][model].setdefault(ACROSS, {})
     record[f"{norm}-{eps_label(eps)}"] = {"n": shared, "tests": [t for t, _ in members]}
-    confidence = float(doc["suite"].get("confidence", 0.95))
-    doc.setdefault("intervals", {}).setdefault(model, {})[key] = list(wilson(int(robust.sum()), shared, confidence))
-    doc.setdefault("n", {}).setdefault(model, {})[key] = shared
+    doc.setdefault("intervals", {}).setdefault(model, {}).update(found["intervals"])
+    doc.setdefault("n", {}).setdefault(model, {}).update(found["n"])
     block = doc.setdefault("samples", {}).setdefault(model, {}).setdefault(ACROSS, {"arrays": {}, "keys": {}})
-    block["arrays"][key] = samples.encode(robust)
-    block["keys"][key] = samples.proportion(key).record()
+    block["arrays"].update(found["samples"]["arrays"])
+    block["keys"].update(found["samples"]["keys"])
     # trusted when one of the tests' own worst cases at this eps is: the worst across them is at most that number
     members_keys = [(t, acc_key(tests[t].prefix, "worst", norm, eps)) for t, _ in members]
     numbers = [doc["flags"].get(model, {}).get(t, {}).get("numbers", {}).get(k) for t, k in members_keys]
