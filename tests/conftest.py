@@ -15,6 +15,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # under `pytest -n N` each worker is one process of N: one torch thread each keeps the cores from being
     # oversubscribed (N workers x all-core intra-op pools thrash a 2-core CI machine)
     torch.set_num_threads(1)
+    # and so is every process a test starts (a suite run, torchrun's ranks): with its own 2-thread pool beside the
+    # other worker it would spin on a core that is not free
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     # xdist starts its workers with COLUMNS=80; a rich Console made at import (the CLI's) would freeze that
     # width, and the tests that pass COLUMNS to one invocation would not get it
     os.environ.pop("COLUMNS", None)

@@ -4,6 +4,8 @@ layers hold (import-linter, as `nox -s lint` runs it), and no module or function
 from __future__ import annotations
 
 import ast
+import importlib.metadata
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -121,3 +123,39 @@ def test_the_size_check_sees_a_long_function():
     body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES))
     assert oversized(f"def f():\n{body}\n", "m.py") == [f"m.py:1 f: {MAX_FUNCTION_LINES + 1} lines"]
     assert oversized("x = 1\n" * (MAX_MODULE_LINES + 1), "m.py") == [f"m.py: {MAX_MODULE_LINES + 1} lines"]
+
+
+STARTUP_SUITE = """\
+name: s
+dataset: digits
+models:
+  - name: a
+    train: {backbone: {name: mlp, hidden: 8}, head: linear, epochs: 1}
+tests:
+  - kind: clean
+  - kind: attack
+    attacks: [fgsm]
+    eps: [0.1]
+    n_examples: 20
+"""
+STARTUP = """
+import sys
+from robustcollapse.cli import main
+main(["eval", "suites/s.yaml", "--device", "cpu", "--quiet", "--json", "s.json"], standalone_mode=False)
+print("IMPORTED", *sorted(m for m in ("torchvision", "timm", "robustbench") if m in sys.modules))
+"""
+
+
+def test_a_suite_without_torchvision_models_never_imports_torchvision(tmp_path):
+    """torchvision costs every process 1.5 s of start-up (a third of a small run, and of every subprocess test): it is
+    imported only where a ResNet, a `torchvision:` model, an on-disk download or JPEG coding needs it. The document
+    still records its installed version."""
+    (tmp_path / "suites").mkdir()
+    (tmp_path / "suites" / "s.yaml").write_text(STARTUP_SUITE)
+    result = subprocess.run(
+        [sys.executable, "-c", STARTUP], capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines()[-1] == "IMPORTED"
+    env = json.loads((tmp_path / "s.json").read_text())["env"]
+    assert env["torchvision"] == importlib.metadata.version("torchvision")

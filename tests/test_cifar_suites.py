@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 from standins import write_cifar10, write_cifar100, write_svhn
 
@@ -31,7 +32,13 @@ def test_cifar_suite_end_to_end(workdir):
     write_svhn(root)
     export = ("corrupt", "cifar10", "--export", str(root / "CIFAR-10-C"), "--data-root", str(root), "--device", "cpu")
     invoke(*export, "--limit", "6")  # the images the eval's --limit 6 reads
-    # every test kind; of the three attack tests the L2 one (AutoAttack's official budgets are minutes on a CPU)
+    # every test kind; of the three attack tests the L2 one (AutoAttack's official budgets are minutes on a CPU),
+    # without its honesty checks: on a CPU ResNet-18 they are 65 s of this test (1,000 Square queries on each
+    # survivor), and tests/attacks holds them to their findings on small models
+    suite = yaml.safe_load(Path("suites/cifar.yaml").read_text())
+    (attack_l2,) = [t for t in suite["tests"] if t.get("name") == "attack-l2"]
+    attack_l2["checks"] = False
+    Path("suites/cifar.yaml").write_text(yaml.safe_dump(suite, sort_keys=False))
     kept = "clean,collapse,attack-l2,corruption,cifar10-c,ood"
     run = ("eval", "suites/cifar.yaml", "--data-root", str(root), "--limit", "6", "--epochs", "1", "--device", "cpu")
     run = (*run, "--tests", kept)
@@ -58,6 +65,7 @@ def test_cifar_suite_end_to_end(workdir):
             "ood/textures/msp/auroc",
         ):
             assert isinstance(m[key], float), (model, key)
+        assert not [k for k in m if k.startswith("adv-l2/flags/")]  # the derived suite's checks: false took
         assert doc["models"][model]["temperature"]["n"] == 20  # 10 % of the 200 training images, held out
         assert len(doc["models"][model]["history"]) == 1
         assert doc["details"][model]["ood"]["n_ood"] == dict.fromkeys(

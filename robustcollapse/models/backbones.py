@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import torch
-import torchvision
 from pydantic import Field
 from torch import nn
 
@@ -93,6 +92,8 @@ class TorchvisionResNet(Backbone):
 @register("backbone", "resnet18")
 def resnet18(in_channels: int, image_size: int) -> Backbone:
     """torchvision ResNet-18 in its CIFAR form: 3x3 stride-1 stem, no max-pool; 512 features."""
+    import torchvision  # here, not at the top: importing it costs every run 1.5 s, and most suites never build it
+
     net = torchvision.models.resnet18(weights=None)
     net.conv1 = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False)
     net.maxpool = nn.Identity()

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torchvision
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
@@ -130,6 +129,15 @@ def _timm_factory(name: str, channels: int) -> Any:
     return factory
 
 
+def _torchvision_factory(name: str) -> Any:
+    import torchvision  # here, for a `torchvision:` entry only: importing it costs every run 1.5 s of start-up
+
+    def factory(**kw: Any) -> nn.Module:
+        return torchvision.models.get_model(name, weights=None, **kw)
+
+    return factory
+
+
 def build_external(
     entry: Any,
     num_classes: int,
@@ -160,9 +168,7 @@ def build_external(
         factory = _timm_factory(entry.timm, channels)
     else:
         kwargs.setdefault("num_classes", num_classes)
-
-        def factory(**kw: Any) -> nn.Module:
-            return torchvision.models.get_model(entry.torchvision, weights=None, **kw)
+        factory = _torchvision_factory(entry.torchvision)
 
     try:
         module = factory(**kwargs)
