@@ -27,11 +27,11 @@ def invoke(*args: str):
 
 def test_cifar_suite_end_to_end(workdir):
     root = workdir / "data"
-    write_cifar10(root, n_train=200, n_test=60)
+    write_cifar10(root, n_train=100, n_test=60)
     write_cifar100(root, n_train=100, n_test=40)
     write_svhn(root)
     export = ("corrupt", "cifar10", "--export", str(root / "CIFAR-10-C"), "--data-root", str(root), "--device", "cpu")
-    invoke(*export, "--limit", "6")  # the images the eval's --limit 6 reads
+    invoke(*export, "--limit", "3")  # the images the eval's --limit 3 reads
     # every test kind; of the three attack tests the L2 one (AutoAttack's official budgets are minutes on a CPU),
     # without its honesty checks: on a CPU ResNet-18 they are 65 s of this test (1,000 Square queries on each
     # survivor), and tests/attacks holds them to their findings on small models
@@ -40,11 +40,11 @@ def test_cifar_suite_end_to_end(workdir):
     attack_l2["checks"] = False
     Path("suites/cifar.yaml").write_text(yaml.safe_dump(suite, sort_keys=False))
     kept = "clean,collapse,attack-l2,corruption,cifar10-c,ood"
-    run = ("eval", "suites/cifar.yaml", "--data-root", str(root), "--limit", "6", "--epochs", "1", "--device", "cpu")
+    run = ("eval", "suites/cifar.yaml", "--data-root", str(root), "--limit", "3", "--epochs", "1", "--device", "cpu")
     run = (*run, "--tests", kept)
     result = invoke(*run)
     doc = json.loads(Path("results/cifar.json").read_text())
-    assert doc["status"] == "complete" and doc["overrides"] == {"limit": 6, "epochs": 1, "tests": kept.split(",")}
+    assert doc["status"] == "complete" and doc["overrides"] == {"limit": 3, "epochs": 1, "tests": kept.split(",")}
     for model in ("baseline", "binary"):
         m = doc["metrics"][model]
         assert set(doc["timings"][model]) == set(kept.split(","))
@@ -66,10 +66,10 @@ def test_cifar_suite_end_to_end(workdir):
         ):
             assert isinstance(m[key], float), (model, key)
         assert not [k for k in m if k.startswith("adv-l2/flags/")]  # the derived suite's checks: false took
-        assert doc["models"][model]["temperature"]["n"] == 20  # 10 % of the 200 training images, held out
+        assert doc["models"][model]["temperature"]["n"] == 10  # 10 % of the 100 training images, held out
         assert len(doc["models"][model]["history"]) == 1
         assert doc["details"][model]["ood"]["n_ood"] == dict.fromkeys(
-            ["cifar100", "svhn", "textures", "gaussian_noise", "uniform_noise"], 6
+            ["cifar100", "svhn", "textures", "gaussian_noise", "uniform_noise"], 3
         )  # --limit bounds the OOD sets as well as the in-distribution images
     # the exported files are the generated corruptions: the same accuracies from both sources
     base = doc["metrics"]["baseline"]

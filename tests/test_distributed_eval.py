@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from inprocess import cli
 from same_document import differences
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,15 +47,15 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with the smoke suite and its two models trained (one process)."""
     folder = tmp_path_factory.mktemp("dist")
     shutil.copytree(ROOT / "suites", folder / "suites")
-    done = run([sys.executable, "-m", "robustcollapse", "train", "suites/smoke.yaml", "--device", "cpu"], folder)
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = cli(folder, "train", "suites/smoke.yaml", "--device", "cpu")
+    assert done.exit_code == 0, done.output[-2000:]
     return folder
 
 
 def test_two_ranks_write_the_document_one_process_writes(trained: Path):
     eval_args = ["eval", "suites/smoke.yaml", "--device", "cpu", "--quiet", *LIMIT]
-    one = run([sys.executable, "-m", "robustcollapse", *eval_args, "--json", "one.json"], trained)
-    assert one.returncode == 0, one.stderr[-2000:]
+    one = cli(trained, *eval_args, "--json", "one.json")  # one process: this one
+    assert one.exit_code == 0, one.output[-2000:]
     two = run(torchrun("-m", "robustcollapse", *eval_args, "--json", "two.json"), trained)
     assert two.returncode == 0, two.stderr[-3000:]
     a, b = (json.loads((trained / f).read_text()) for f in ("one.json", "two.json"))
@@ -92,23 +93,22 @@ def test_a_lost_rank_fails_the_run_and_the_rerun_resumes(trained: Path):
     assert not (trained / "lost.json").exists(), "no complete document from a failed run"
     state = json.loads((trained / "lost.json.partial").read_text())
     assert sorted(state["results"]["baseline"]) == ["attack", "clean", "collapse"]
-    rerun = run([sys.executable, "-m", "robustcollapse", *args], trained)
-    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    rerun = cli(trained, *args)
+    assert rerun.exit_code == 0, rerun.output[-2000:]
     for test in ("clean", "collapse", "attack"):
         assert f"baseline / {test}: finished earlier, skipped" in rerun.stdout
     assert json.loads((trained / "lost.json").read_text())["status"] == "complete"
 
 
 def test_bf16_and_channels_last_are_recorded_and_move_the_numbers_little(trained: Path):
-    base = [sys.executable, "-m", "robustcollapse", "eval", "suites/smoke.yaml", "--device", "cpu", "--quiet"]
-    base += [*LIMIT, "--tests", "clean,collapse"]
-    fp32 = run([*base, "--json", "fp32.json"], trained)
-    bf16 = run([*base, "--bf16", "--channels-last", "--json", "bf16.json"], trained)
-    assert fp32.returncode == 0 and bf16.returncode == 0, bf16.stderr[-2000:]
+    base = ["eval", "suites/smoke.yaml", "--device", "cpu", "--quiet", *LIMIT, "--tests", "clean,collapse"]
+    fp32 = cli(trained, *base, "--json", "fp32.json")
+    bf16 = cli(trained, *base, "--bf16", "--channels-last", "--json", "bf16.json")
+    assert fp32.exit_code == 0 and bf16.exit_code == 0, bf16.output[-2000:]
     a, b = (json.loads((trained / f).read_text()) for f in ("fp32.json", "bf16.json"))
     assert b["overrides"] == a["overrides"] | {"bf16": True, "channels_last": True}
     for model in a["metrics"]:
         assert abs(b["metrics"][model]["clean/acc"] - a["metrics"][model]["clean/acc"]) <= 1 / 32
         assert b["metrics"][model]["clean/nll"] != a["metrics"][model]["clean/nll"], "autocast did not take effect"
-    gate = run([sys.executable, "-m", "robustcollapse", "compare", "fp32.json", "bf16.json"], trained)
-    assert gate.returncode == 1 and "other command-line overrides" in gate.stderr
+    gate = cli(trained, "compare", "fp32.json", "bf16.json")
+    assert gate.exit_code == 1 and "other command-line overrides" in gate.stderr

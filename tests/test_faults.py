@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from inprocess import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 DRIVER = ROOT / "tests" / "faults.py"
@@ -44,10 +45,9 @@ pytestmark = [
 ]
 
 
-def run(cwd: Path, *args: str, fault: tuple[str, str] | None = None) -> subprocess.CompletedProcess:
-    cmd = (
-        [sys.executable, str(DRIVER), *fault, "--", *args] if fault else [sys.executable, "-m", "robustcollapse", *args]
-    )
+def killed(cwd: Path, *args: str, fault: tuple[str, str]) -> subprocess.CompletedProcess:
+    """The run in a process of its own, which the fault driver signals at the fault point."""
+    cmd = [sys.executable, str(DRIVER), *fault, "--", *args]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
@@ -66,8 +66,8 @@ def leftovers(where: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> dict:
     where = folder(tmp_path_factory.mktemp("reference"), "run")
-    done = run(where, *EVAL)
-    assert done.returncode == 0, done.stderr
+    done = cli(where, *EVAL)
+    assert done.exit_code == 0, done.output
     return json.loads((where / "results" / "tiny.json").read_text())
 
 
@@ -101,26 +101,26 @@ SCENARIOS = [
 @pytest.mark.parametrize(("point", "sig", "recorded", "kept"), SCENARIOS)
 def test_killed_run_then_rerun_equals_an_uninterrupted_run(tmp_path, reference, point, sig, recorded, kept):
     where = folder(tmp_path, "run")
-    killed = run(where, *EVAL, fault=(point, sig))
-    assert killed.returncode == (-9 if sig == "KILL" else 130), killed.stderr
+    stopped = killed(where, *EVAL, fault=(point, sig))
+    assert stopped.returncode == (-9 if sig == "KILL" else 130), stopped.stderr
     assert not (where / "results" / "tiny.json").exists()  # no complete document from an incomplete run
     if sig != "KILL":
-        assert "interrupted:" in killed.stderr and "Traceback" not in killed.stderr
+        assert "interrupted:" in stopped.stderr and "Traceback" not in stopped.stderr
     if point == "write:tiny.json" and sig == "KILL":
         assert [p for p in leftovers(where) if p.startswith(".tiny.json.")]  # what SIGKILL leaves behind
     if sig != "KILL" and not point.startswith("write:"):
         partial = json.loads((where / "results" / "tiny.interrupted.json").read_text())
         assert partial["status"] == "interrupted" and "clean/acc" in partial["metrics"]["a"]
 
-    rerun = run(where, *EVAL)
-    assert rerun.returncode == 0, rerun.stderr
-    skipped = [line.split("✓ ", 1)[1].split(":")[0] for line in rerun.stdout.splitlines() if "finished earlier" in line]
+    rerun = cli(where, *EVAL)
+    assert rerun.exit_code == 0, rerun.output
+    skipped = [line.split("✓ ", 1)[1].split(":")[0] for line in rerun.output.splitlines() if "finished earlier" in line]
     assert skipped == recorded  # what was recorded is not recomputed; everything else is
-    assert ("training a" in rerun.stdout) == (not kept)
+    assert ("training a" in rerun.output) == (not kept)
     if point == "commit:tiny-a.json":
-        assert "an interrupted save was completed" in rerun.stdout
+        assert "an interrupted save was completed" in rerun.output
     if point == "commit:tiny-a.json.pending":
-        assert "an interrupted save was discarded" in rerun.stdout
+        assert "an interrupted save was discarded" in rerun.output
     doc = json.loads((where / "results" / "tiny.json").read_text())
     assert doc["status"] == "complete" and same_metrics(doc, reference)
     assert not (where / "results" / "tiny.interrupted.json").exists()
@@ -130,11 +130,11 @@ def test_killed_run_then_rerun_equals_an_uninterrupted_run(tmp_path, reference, 
 
 def test_an_interrupted_rerun_never_replaces_the_complete_document(tmp_path):
     where = folder(tmp_path, "run")
-    assert run(where, *EVAL).returncode == 0
+    assert cli(where, *EVAL).exit_code == 0
     complete = (where / "results" / "tiny.json").read_bytes()
     for point, sig in (("test", "INT"), ("train", "TERM"), ("write:tiny.json", "KILL")):
         for ckpt in (where / "results" / "models").iterdir():
             ckpt.unlink()  # so that the `train` fault point is reached again
-        killed = run(where, *EVAL, fault=(point, sig))
-        assert killed.returncode == (-9 if sig == "KILL" else 130), (point, killed.stderr)
+        stopped = killed(where, *EVAL, fault=(point, sig))
+        assert stopped.returncode == (-9 if sig == "KILL" else 130), (point, stopped.stderr)
         assert (where / "results" / "tiny.json").read_bytes() == complete, point
