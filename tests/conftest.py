@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+from click.testing import CliRunner
 
 import robustcollapse.evaluate  # noqa: F401  (registers every plug-in, as the CLI and the API do)
+from robustcollapse.cli import main
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # under `pytest -n N` each worker is one process of N: one torch thread each keeps the cores from being
@@ -44,3 +49,38 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copytree(SUITES, tmp_path / "suites")
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@dataclass(frozen=True)
+class SmokeRun:
+    """`robustcollapse eval suites/smoke.yaml` run in a fresh folder: the folder (suites/, results/smoke.json, the
+    trained checkpoints) and what eval printed, 200 columns wide. The folder is shared: a test that writes copies it
+    (`copy_to`)."""
+
+    folder: Path
+    output: str
+
+    @property
+    def doc(self) -> dict[str, Any]:
+        """The document, read afresh (each caller may change its own)."""
+        return json.loads((self.folder / "results" / "smoke.json").read_text())
+
+    def copy_to(self, where: Path) -> Path:
+        shutil.copytree(self.folder, where, dirs_exist_ok=True)
+        return where
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> SmokeRun:
+    """The smoke suite trained and evaluated once per test process, for every test that reads a real document, its
+    tables or its checkpoints (each run is 5-10 s of a 2-core machine)."""
+    work = tmp_path_factory.mktemp("smoke")
+    shutil.copytree(SUITES, work / "suites")
+    old = Path.cwd()
+    os.chdir(work)
+    try:
+        result = CliRunner().invoke(main, ["eval", "suites/smoke.yaml", "--device", "cpu"], env={"COLUMNS": "200"})
+    finally:
+        os.chdir(old)
+    assert result.exit_code == 0, result.output
+    return SmokeRun(work, result.output)

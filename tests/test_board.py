@@ -21,7 +21,6 @@ from click.testing import CliRunner
 
 from robustcollapse.cli import main
 from robustcollapse.cli.board import DEFAULT_METRICS
-from robustcollapse.evaluate.api import evaluate_file
 from robustcollapse.report import board
 from robustcollapse.report.export import rows
 from robustcollapse.report.trust import untrusted
@@ -99,18 +98,12 @@ def docs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]
 
 
 @pytest.fixture(scope="module")
-def fresh(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
-    """smoke.json as this code writes it now (the smoke suite trained and evaluated once: ~30 s), and its
-    derived documents."""
+def fresh(smoke_run, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """smoke.json as this code writes it now (the shared smoke run), and its derived documents."""
     work = tmp_path_factory.mktemp("board-fresh")
     shutil.copytree(ROOT / "suites", work / "suites")
-    old_cwd = Path.cwd()
-    os.chdir(work)
-    try:
-        evaluate_file("suites/smoke.yaml", "smoke.json", device="cpu", show=False)
-    finally:
-        os.chdir(old_cwd)
-    doc = json.loads((work / "smoke.json").read_text())
+    shutil.copy(smoke_run.folder / "results" / "smoke.json", work / "smoke.json")
+    doc = smoke_run.doc
     for name, made in derived(doc).items():
         (work / name).write_text(json.dumps(made))
     return work, doc

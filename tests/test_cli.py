@@ -17,19 +17,19 @@ def invoke(*args: str):
 
 
 @pytest.fixture
-def smoke_run(workdir: Path):
-    result = invoke("eval", "suites/smoke.yaml", "--device", "cpu")
-    assert result.exit_code == 0, result.output
-    return result, json.loads((workdir / "results" / "smoke.json").read_text())
+def smoke(smoke_run, workdir: Path) -> tuple[str, dict]:
+    """The shared smoke run's output and document, its folder copied into `workdir`."""
+    smoke_run.copy_to(workdir)
+    return smoke_run.output, smoke_run.doc
 
 
-def test_eval_prints_tables_and_writes_the_result_document(smoke_run, workdir):
-    result, doc = smoke_run
-    assert "clean: clean — accuracy and calibration (digits test)" in result.output
-    assert "collapse: collapse — neural-collapse and binarity" in result.output
-    assert "attack: attack — robust accuracy (digits test)" in result.output
-    assert "corruption — baseline: accuracy per corruption × severity" in result.output
-    assert "results: results/smoke.json" in result.output
+def test_eval_prints_tables_and_writes_the_result_document(smoke, workdir):
+    output, doc = smoke
+    assert "clean: clean — accuracy and calibration (digits test)" in output
+    assert "collapse: collapse — neural-collapse and binarity" in output
+    assert "attack: attack — robust accuracy (digits test)" in output
+    assert "corruption — baseline: accuracy per corruption × severity" in output
+    assert "results: results/smoke.json" in output
     assert doc["schema_version"] == 2 and doc["status"] == "complete"
     assert set(doc["metrics"]) == {"baseline", "binary"}
     for model in ("baseline", "binary"):
@@ -69,8 +69,7 @@ def test_eval_prints_tables_and_writes_the_result_document(smoke_run, workdir):
     assert not (workdir / "results/smoke.json.partial").exists()
 
 
-def test_show_reprints_the_tables_of_a_saved_document(smoke_run, workdir):
-    result, _ = smoke_run
+def test_show_reprints_the_tables_of_a_saved_document(smoke, workdir):
     shown = invoke("show", "results/smoke.json")
     assert shown.exit_code == 0
     for title in ("clean: clean — accuracy and calibration (digits test)", "attack: attack — robust accuracy"):
@@ -80,8 +79,8 @@ def test_show_reprints_the_tables_of_a_saved_document(smoke_run, workdir):
 
 
 @pytest.mark.slow  # a second full smoke evaluation
-def test_same_seed_gives_identical_metrics(smoke_run, workdir):
-    _, first = smoke_run
+def test_same_seed_gives_identical_metrics(smoke, workdir):
+    _, first = smoke
     result = invoke("eval", "suites/smoke.yaml", "--device", "cpu", "--json", "again.json")
     assert result.exit_code == 0
     # models come from the cache now; retrain them from scratch and compare everything

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -27,18 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, str]:
+def smoke(smoke_run) -> tuple[Path, dict, str]:
     """The smoke suite evaluated once: its folder, its document and what eval printed."""
-    work = tmp_path_factory.mktemp("verdicts")
-    shutil.copytree(ROOT / "suites", work / "suites")
-    old = Path.cwd()
-    os.chdir(work)
-    try:
-        result = CliRunner().invoke(main, ["eval", "suites/smoke.yaml", "--device", "cpu"], env={"COLUMNS": "200"})
-        assert result.exit_code == 0, result.output
-    finally:
-        os.chdir(old)
-    return work, json.loads((work / "results" / "smoke.json").read_text()), result.output
+    return smoke_run.folder, smoke_run.doc, smoke_run.output
 
 
 # Numbers that carry no interval, and why: the fitted temperature (a fit on held-out training images, not a mean

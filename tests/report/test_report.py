@@ -35,20 +35,17 @@ EXPECTED = [
 
 
 @pytest.fixture(scope="module")
-def smoke_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+def smoke_report(smoke_run, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """The smoke suite trained and evaluated once, and its report written to report/."""
-    work = tmp_path_factory.mktemp("report")
-    shutil.copytree(ROOT / "suites", work / "suites")
+    work = smoke_run.copy_to(tmp_path_factory.mktemp("report"))
     old = Path.cwd()
     os.chdir(work)
     try:
-        runner = CliRunner()
-        assert runner.invoke(main, ["eval", "suites/smoke.yaml", "--device", "cpu"]).exit_code == 0
-        result = runner.invoke(main, ["report", "results/smoke.json", "--out", "report"])
+        result = CliRunner().invoke(main, ["report", "results/smoke.json", "--out", "report"])
         assert result.exit_code == 0, result.output
     finally:
         os.chdir(old)
-    return work, json.loads((work / "results" / "smoke.json").read_text())
+    return work, smoke_run.doc
 
 
 def test_roc_points_known_answers():
