@@ -14,7 +14,6 @@ import torch
 from click.testing import CliRunner
 
 import robustcollapse.evaluate  # noqa: F401  (registers every plug-in, as the CLI and the API do)
-from robustcollapse.cli import main
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # under `pytest -n N` each worker is one process of N: one torch thread each keeps the cores from being
@@ -74,6 +73,8 @@ class SmokeRun:
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> SmokeRun:
     """The smoke suite trained and evaluated once per test process, for every test that reads a real document, its
     tables or its checkpoints (each run is 5-10 s of a 2-core machine)."""
+    from robustcollapse.cli import main  # not at the top: its console must not see xdist's COLUMNS (above)
+
     work = tmp_path_factory.mktemp("smoke")
     shutil.copytree(SUITES, work / "suites")
     old = Path.cwd()
