@@ -66,6 +66,7 @@ def test_every_module_imports_alone():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow  # the slow check's own machinery: an interpreter holding torch and the rest
 def test_a_module_that_needs_an_import_cycle_is_caught(tmp_path):
     """The check above sees a circular import: two throwaway modules importing each other's names fail."""
     pkg = tmp_path / "cyc"
@@ -146,6 +147,7 @@ print("IMPORTED", *sorted(m for m in ("torchvision", "timm", "robustbench") if m
 """
 
 
+@pytest.mark.slow  # a suite run in a fresh interpreter
 def test_a_suite_without_torchvision_models_never_imports_torchvision(tmp_path):
     """torchvision costs every process 1.5 s of start-up (a third of a small run, and of every subprocess test): it is
     imported only where a ResNet, a `torchvision:` model, an on-disk download or JPEG coding needs it. The document

@@ -156,7 +156,7 @@ def test_list_prints_every_family():
     assert invoke("list", "gizmos").exit_code == 2
 
 
-def test_train_from_flags_and_stale_checkpoint_detection(workdir):
+def test_train_from_flags_and_stale_checkpoint_detection(smoke_run, workdir):
     result = invoke(
         "train", "--dataset", "digits", "--backbone", "mlp", "--head", "binary", "--epochs", "2", "--device", "cpu"
     )
@@ -166,8 +166,8 @@ def test_train_from_flags_and_stale_checkpoint_detection(workdir):
     assert {"epoch", "loss", "train_acc", "test_acc"} <= set(sidecar["history"][0])
     bad = invoke("train", "--dataset", "digits", "--backbone", "mlp", "--head", "binray")
     assert bad.exit_code == 2 and "unknown head 'binray'" in bad.output
-    # train the smoke pair, then change the recipe: eval must refuse the stale checkpoint
-    assert invoke("train", "suites/smoke.yaml", "--device", "cpu").exit_code == 0
+    # the smoke pair trained (the shared run's checkpoints), then change the recipe: eval must refuse them as stale
+    smoke_run.copy_to(workdir)
     text = Path("suites/smoke.yaml").read_text().replace("epochs: 8", "epochs: 9")
     Path("suites/smoke.yaml").write_text(text)
     stale = invoke("eval", "suites/smoke.yaml", "--device", "cpu")
@@ -184,7 +184,7 @@ def test_train_from_flags_and_stale_checkpoint_detection(workdir):
     assert partly.exit_code == 2  # the baseline now matches; the binary model is still stale
     assert "smoke-binary.safetensors: model 'binary'" in partly.output and "smoke-baseline" not in partly.output
     assert invoke("train", "suites/smoke.yaml", "--force", "--device", "cpu").exit_code == 0
-    assert invoke("eval", "suites/smoke.yaml", "--device", "cpu").exit_code == 0
+    assert invoke("eval", "suites/smoke.yaml", "--device", "cpu", "--tests", "clean").exit_code == 0
 
 
 def test_eval_strict_exits_3_when_a_check_fires(workdir):

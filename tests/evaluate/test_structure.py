@@ -66,6 +66,7 @@ tests:
 """
 
 
+@pytest.mark.slow  # a whole suite: five models trained and evaluated
 def test_collapse_family_suite_end_to_end(workdir):
     Path("family.yaml").write_text(SUITE)
     result = CliRunner().invoke(main, ["eval", "family.yaml", "--device", "cpu"])

@@ -82,6 +82,7 @@ def test_the_suite_model_gives_robustbench_s_own_logits(world):
     assert model.features_name == "linear"  # the zoo's last nn.Linear: NC3 and the classifier metrics apply
 
 
+@pytest.mark.slow  # a whole suite run on a WideResNet
 def test_a_suite_with_a_robustbench_model_runs_end_to_end(world, monkeypatch):
     monkeypatch.chdir(world["root"])
     doc, _ = evaluate_file(
