@@ -17,6 +17,18 @@ class Backbone(nn.Module):
     out_dim: int
 
 
+class MaxPool2d(nn.MaxPool2d):
+    """`nn.MaxPool2d` whose gradient-free CPU pass pools in channels-last memory: the same numbers (a max is exact,
+    its window read in the same order) about 4x quicker than torch's NCHW CPU kernel on these small feature maps,
+    where pooling is a third of a small network's forward pass -- most of Square's 5,000 queries and of every
+    evaluation. Passes that build a graph keep torch's own kernel (its backward is not quicker this way)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.requires_grad or x.device.type != "cpu":
+            return super().forward(x)
+        return super().forward(x.contiguous(memory_format=torch.channels_last)).contiguous()
+
+
 def _conv_bn(cin: int, cout: int) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
@@ -26,9 +38,9 @@ class SmallCNN(Backbone):
         super().__init__()
         self.net = nn.Sequential(
             *_conv_bn(in_channels, width),
-            nn.MaxPool2d(2),
+            MaxPool2d(2),
             *_conv_bn(width, 2 * width),
-            nn.MaxPool2d(2),
+            MaxPool2d(2),
             *_conv_bn(2 * width, 4 * width),
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),
@@ -52,10 +64,10 @@ class ConvNet(Backbone):
         self.net = nn.Sequential(
             nn.Conv2d(in_channels, c1, 3, padding=1),
             nn.ReLU(inplace=True),
-            nn.MaxPool2d(2),
+            MaxPool2d(2),
             nn.Conv2d(c1, c2, 3, padding=1),
             nn.ReLU(inplace=True),
-            nn.MaxPool2d(2),
+            MaxPool2d(2),
             nn.Flatten(),
             nn.Linear(c2 * side * side, fc),
             nn.ReLU(inplace=True),
