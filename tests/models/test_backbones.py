@@ -24,6 +24,15 @@ def test_the_quick_pass_equals_torch_s_pooling_value_for_value(shape: tuple[int,
     assert torch.equal(pooled, reference)
 
 
+def test_a_channels_last_input_is_pooled_as_it_is_and_stays_channels_last() -> None:
+    x = _tied((4, 16, 10, 10), seed=5).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        pooled = MaxPool2d(2)(x)
+    assert pooled.is_contiguous(memory_format=torch.channels_last)
+    assert not pooled.is_contiguous()
+    assert torch.equal(pooled, F.max_pool2d(x.contiguous(), 2))
+
+
 def test_a_pass_that_builds_a_graph_gives_torch_s_gradient() -> None:
     x = _tied((4, 8, 6, 6), seed=1).requires_grad_(True)
     reference_input = x.detach().clone().requires_grad_(True)
