@@ -8,6 +8,7 @@ import copy
 import csv
 import html
 import io
+import itertools
 import json
 import os
 import re
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from rich.console import Console
 
 from robustcollapse.cli import main
 from robustcollapse.cli.board import DEFAULT_METRICS
@@ -109,11 +111,11 @@ def fresh(smoke_run, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, di
     return work, doc
 
 
-def run(work: Path, *args: str) -> Any:
+def run(work: Path, *args: str, columns: int = 300) -> Any:
     old_cwd = Path.cwd()
     os.chdir(work)
     try:
-        return CliRunner().invoke(main, ["board", *args], env={"COLUMNS": "300"})
+        return CliRunner().invoke(main, ["board", *args], env={"COLUMNS": str(columns)})
     finally:
         os.chdir(old_cwd)
 
@@ -351,3 +353,45 @@ def test_bad_input_is_one_line_and_exit_2(docs, args, message):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and lines[0].startswith("error: "), result.stderr
     assert (work / "smoke.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("columns", [60, 80, 120])
+def test_a_narrow_terminal_splits_the_columns_and_keeps_every_number_on_one_line(docs, columns):
+    work, _ = docs
+    [(_, header, body)] = cells(work, "smoke.json", "b.json", "distrusted.json")
+    result = run(work, "smoke.json", "b.json", "distrusted.json", columns=columns)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert max(map(len, lines)) <= columns
+    for key in header[2:]:
+        assert sum(f" {key} ┃" in line for line in lines) == 1, f"{key}: one header, whole, on one line"
+    for row in body:
+        for text in row[2:]:
+            assert any(row[0] in line and row[1] in line and text in line for line in lines), (row[:2], text)
+    titles = re.findall(r"; columns? (\d+)(?:-(\d+))? of (\d+)", " ".join(result.stdout.split()))
+    assert len(titles) > 1, "split into parts, each title saying which columns it holds"
+    spans = [(int(first), int(last or first), int(n)) for first, last, n in titles]
+    assert spans[0][0] == 1 and spans[-1][1] == len(header) - 2 == spans[0][2]
+    assert all(b[0] == a[1] + 1 for a, b in itertools.pairwise(spans)), spans
+    assert "⚠ = not trusted" in result.stdout
+
+
+def test_the_parts_are_the_columns_in_order_each_one_as_wide_as_the_terminal_allows(docs):
+    work, _ = docs
+    old_cwd = Path.cwd()
+    os.chdir(work)
+    try:
+        [group] = board.build([Path("smoke.json"), Path("b.json")], DEFAULT_METRICS, strict=False)
+    finally:
+        os.chdir(old_cwd)
+    every = list(range(len(group.columns)))
+    assert board._parts(group, None) == [every] and board._parts(group, 400) == [every]
+    assert board._parts(group, 10) == [[i] for i in every], "no room: one column per part, never none"
+    parts = board._parts(group, 80)
+    assert [i for part in parts for i in part] == every and 1 < len(parts) < len(every)
+    narrow = board.tables([group], 80)
+    assert len(narrow) == len(parts)
+    for table in narrow:
+        console = Console(width=80, record=True, file=io.StringIO())
+        console.print(table)
+        assert max(map(len, console.export_text().splitlines())) <= 80

@@ -53,7 +53,7 @@ def board(results: tuple[Path, ...], patterns: tuple[str, ...], fmt: str, style:
         raise UserError("--out writes a file: give --format markdown, latex, csv or html with it")
     groups = leaderboard.build(results, patterns or DEFAULT_METRICS, style, strict=bool(patterns))
     if fmt == "table":
-        for table in leaderboard.tables(groups):
+        for table in leaderboard.tables(groups, console.width):
             console.print(table)
     elif out is None:
         sys.stdout.write(leaderboard.render(groups, fmt))

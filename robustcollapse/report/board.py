@@ -17,6 +17,7 @@ from pathlib import Path
 
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from robustcollapse.errors import UserError
 from robustcollapse.io import atomic_write_text, check_output
@@ -149,24 +150,54 @@ def _label(label: str, doc: ResultDocument) -> str:
     return label if status == "complete" else f"{label} ({status})"
 
 
-def tables(groups: list[Group]) -> list[Table]:
-    """One rich table per group (`show`'s exporters turn them into Markdown, LaTeX or CSV)."""
+def _parts(group: Group, width: int | None) -> list[list[int]]:
+    """The group's metric columns (indices) split into consecutive parts whose tables each fit `width` terminal
+    columns, every cell and header on one line (all in one part when `width` is None; one column per part when the
+    names leave no room for more). A rich table spends 3 columns per column on borders and padding, and 1 more."""
+    if width is None:
+        return [list(range(len(group.columns)))]
+    names = sum(max([len(header), *map(len, labels)]) + 3 for header, labels in _name_columns(group)) + 1
+    parts: list[list[int]] = [[]]
+    used = names
+    for i, key in enumerate(group.columns):
+        needed = max([len(key), *(Text.from_markup(row.cells[i].markup).cell_len for row in group.rows)]) + 3
+        if parts[-1] and used + needed > width:
+            parts.append([])
+            used = names
+        parts[-1].append(i)
+        used += needed
+    return parts
+
+
+def _name_columns(group: Group) -> list[tuple[str, list[str]]]:
+    return [("document", [row.document for row in group.rows]), ("model", [row.model for row in group.rows])]
+
+
+def tables(groups: list[Group], width: int | None = None) -> list[Table]:
+    """Rich tables of the groups: one per group (what `show`'s exporters turn into Markdown, LaTeX or CSV), or, for
+    a terminal `width` columns wide, a group's columns split over as many tables as it takes to print every number
+    on one line, the rows in the same order in each."""
     out = []
     for group in groups:
-        marked = any(cell.why for row in group.rows for cell in row.cells)
-        table = Table(
-            title=escape(group.title),
-            title_justify="left",
-            caption="⚠ = not trusted: a check fired" if marked else None,
-            caption_justify="left",
-        )
-        table.add_column("document", style="dim", overflow="fold")  # folded, never cut: a name must stay whole
-        table.add_column("model", style="bold", overflow="fold")
-        for key in group.columns:
-            table.add_column(escape(key), justify="right", overflow="fold")
-        for row in group.rows:
-            table.add_row(escape(row.document), escape(row.model), *(cell.markup for cell in row.cells))
-        out.append(table)
+        parts = _parts(group, width)
+        for part in parts:
+            marked = any(row.cells[i].why for row in group.rows for i in part)
+            span = f"column {part[0] + 1}" if len(part) == 1 else f"columns {part[0] + 1}-{part[-1] + 1}"
+            title = group.title if len(parts) == 1 else f"{group.title}; {span} of {len(group.columns)}"
+            table = Table(
+                title=escape(title),
+                title_justify="left",
+                caption="⚠ = not trusted: a check fired" if marked else None,
+                caption_justify="left",
+            )
+            table.add_column("document", style="dim", overflow="fold")  # folded, never cut: a name must stay whole
+            table.add_column("model", style="bold", overflow="fold")
+            for i in part:
+                cell_width = max(Text.from_markup(row.cells[i].markup).cell_len for row in group.rows)
+                table.add_column(escape(group.columns[i]), justify="right", overflow="fold", min_width=cell_width)
+            for row in group.rows:
+                table.add_row(escape(row.document), escape(row.model), *(row.cells[i].markup for i in part))
+            out.append(table)
     return out
 
 
