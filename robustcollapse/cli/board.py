@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from robustcollapse.cli.commands import console, intervals_option
+from robustcollapse.cli.commands import console, format_option, intervals_option
 from robustcollapse.cli.errors import friendly
 from robustcollapse.errors import UserError
 
@@ -28,12 +28,8 @@ DEFAULT_METRICS = ("clean/acc", "worst/*/acc", "*/worst-*/acc", "*/mean/acc", "c
     help="Columns: a glob over metric keys, repeatable (one matching no key is exit 2) "
     f"[default: {' '.join(DEFAULT_METRICS)}].",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "markdown", "latex", "csv", "html"]),
-    default="table",
-    show_default=True,
+@format_option(
+    "html",
     help="Terminal tables, Markdown, LaTeX (booktabs), CSV, or one self-contained HTML page with sortable tables.",
 )
 @intervals_option

@@ -13,6 +13,7 @@ from rich.markup import escape
 from robustcollapse import __version__
 from robustcollapse.cli.errors import OneLineErrors, err_console, friendly
 from robustcollapse.errors import ChecksFired, UserError
+from robustcollapse.report.export import FORMATS
 
 console = Console(emoji=False)
 
@@ -44,6 +45,18 @@ intervals_option = click.option(
     show_default=True,
     help="How numbers show their intervals: 0.640 ± 0.094 (pm), 0.640 [0.546, 0.734] (bracket) or not at all.",
 )
+
+
+def format_option(*extra: str, help: str) -> Any:
+    """`--format`: the terminal tables, one of `report.export`'s text formats, or a command's own `extra` ones."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice([*FORMATS, *extra]),
+        default="table",
+        show_default=True,
+        help=help,
+    )
 
 
 model_dir_option = click.option(
@@ -227,13 +240,8 @@ def compare(base: Path, new: Path, tolerances_file: Path | None) -> None:
 
 @main.command()
 @click.argument("result", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "markdown", "latex", "csv"]),
-    default="table",
-    show_default=True,
-    help="Terminal tables, or the same tables (and verdicts) as Markdown, LaTeX (booktabs) or CSV on stdout.",
+@format_option(
+    help="Terminal tables, or the same tables (and verdicts) as Markdown, LaTeX (booktabs) or CSV on stdout."
 )
 @intervals_option
 @friendly
